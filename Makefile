@@ -1,0 +1,39 @@
+# The two commands of the README: `make demo` and `make test`. Both set up a virtual
+# environment in .venv on first use.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+# torch is pinned to a CPU-sized build here; on a GPU machine set TORCH_SPEC or install
+# the CUDA build of your choice into the venv first.
+TORCH_SPEC ?= torch==2.13.0
+TORCH_PIP_ARGS ?=
+DEMO_OUT ?= demo-out
+
+.PHONY: demo test install install-test bench clean
+
+$(VENV)/.base: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet -e .
+	touch $@
+
+$(VENV)/.test: $(VENV)/.base
+	$(PIP) install --quiet $(TORCH_PIP_ARGS) "$(TORCH_SPEC)"
+	$(PIP) install --quiet -e ".[test,ml]"
+	touch $@
+
+install: $(VENV)/.base
+install-test: $(VENV)/.test
+
+demo: $(VENV)/.base
+	$(VENV)/bin/electromicro demo --out $(DEMO_OUT)
+
+test: $(VENV)/.test
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+bench: $(VENV)/.test
+	$(PY) benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache

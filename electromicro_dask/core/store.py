@@ -1,0 +1,317 @@
+"""The sample store: one zarr (v3) group per sample, one variable per stage.
+
+``save`` writes a variable atomically: the array (and any coordinate the store does not
+have yet) is written completely into a staging group beside the store and only then
+moved into the store by directory renames, so an interrupted write leaves no partial
+variable and never touches existing ones (DESIGN.md, "Data model"). Each variable's
+attrs carry provenance (function, parameters, package version, hash, time) and image
+variables are listed in the group's OME-Zarr (NGFF 0.5) ``multiscales`` metadata so
+napari can open them.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+
+import dask.array as da
+import numpy as np
+import xarray as xr
+import zarr
+
+from .arrays import as_volume
+from .errors import InputError, StoreError
+from .progress import compute
+
+__all__ = ["open_store", "save", "provenance_hash", "variables", "delete", "jsonable"]
+
+_NAME_OK = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
+_AXIS_TYPE = {"z": "space", "y": "space", "x": "space", "angle": "custom", "t": "space",
+              "mz": "custom", "q": "custom"}
+
+
+def _version():
+    from .. import __version__
+
+    return __version__
+
+
+def jsonable(obj):
+    """Convert ``obj`` to plain JSON types (tuples to lists, numpy scalars to Python)."""
+    if isinstance(obj, Mapping):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return jsonable(obj.tolist())
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return str(obj)
+    if isinstance(obj, (str, int, float, bool)) or obj is None:
+        return obj
+    if isinstance(obj, Path):
+        return str(obj)
+    return repr(obj)
+
+
+def provenance_hash(function, parameters, inputs=(), version=None):
+    """SHA-256 of (inputs' hashes, function, parameters, package version), hex, 16 chars."""
+    payload = json.dumps({"function": function, "parameters": jsonable(parameters),
+                          "inputs": list(inputs), "version": version or _version()},
+                         sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def _restore_attrs(attrs):
+    attrs = dict(attrs)
+    if "phases" in attrs and isinstance(attrs["phases"], Mapping):
+        attrs["phases"] = {int(k): v for k, v in attrs["phases"].items()}
+    return attrs
+
+
+def open_store(path):
+    """Open a sample store lazily as an :class:`xarray.Dataset`.
+
+    Parameters
+    ----------
+    path : str or Path
+        A ``*.zarr`` directory written by :func:`save`.
+
+    Returns
+    -------
+    xarray.Dataset
+        Dask-backed variables with their coordinates (um) and attrs; ``attrs["phases"]``
+        of segmentations has integer keys again.
+
+    Examples
+    --------
+    >>> ds = open_store("sample.zarr")            # doctest: +SKIP
+    >>> ds["phases"].attrs["phases"]              # doctest: +SKIP
+    {0: 'pore', 1: 'cbd', 2: 'am'}
+    """
+    path = Path(path)
+    if not (path / "zarr.json").is_file():
+        raise InputError("path", f"an existing zarr v3 store written by save(), "
+                         f"found none at {str(path)!r}")
+    try:
+        ds = xr.open_zarr(path, consolidated=False, zarr_format=3, chunks={})
+    except Exception as exc:  # zarr/xarray raise many types for unreadable stores
+        raise InputError("path", f"a readable zarr v3 store at {str(path)!r} ({exc})") from exc
+    for name in list(ds.variables):
+        ds[name].attrs = _restore_attrs(ds[name].attrs)
+    return ds
+
+
+def variables(path):
+    """Table of the store's variables: name, dims, shape, dtype and provenance."""
+    import pandas as pd
+
+    ds = open_store(path)
+    rows = []
+    for name, var in ds.data_vars.items():
+        prov = var.attrs.get("provenance", {})
+        rows.append({"name": name, "dims": ",".join(var.dims), "shape": "x".join(map(str, var.shape)),
+                     "dtype": str(var.dtype), "function": prov.get("function", ""),
+                     "hash": prov.get("hash", ""), "created": prov.get("created", ""),
+                     "parameters": json.dumps(prov.get("parameters", {}), sort_keys=True)})
+    return pd.DataFrame(rows)
+
+
+def _staging_dir(path):
+    return path.parent / f".{path.name}.staging"
+
+
+def _regular_chunks(arr):
+    """zarr needs equal chunks (the last may be smaller): re-chunk dask arrays if not."""
+    chunks = arr.chunks
+    if chunks is None:
+        return arr
+    new = {}
+    for dim, c in zip(arr.dims, chunks):
+        if len(c) > 1 and (len(set(c[:-1])) > 1 or c[-1] > c[0]):
+            new[dim] = max(c)
+    return arr.chunk(new) if new else arr
+
+
+def _ngff_axes(arr):
+    axes = []
+    for d in arr.dims:
+        ax = {"name": d, "type": _AXIS_TYPE.get(d, "custom")}
+        if d in ("z", "y", "x"):
+            ax["unit"] = "micrometer"
+        axes.append(ax)
+    return axes
+
+
+def _ngff_entry(arr, name):
+    scale, translation = [], []
+    for d in arr.dims:
+        c = arr.coords[d].values if d in arr.coords else np.arange(arr.sizes[d])
+        c = np.asarray(c, dtype=float)
+        scale.append(float(c[1] - c[0]) if c.size > 1 else 1.0)
+        translation.append(float(c[0]))
+    return {"name": name, "axes": _ngff_axes(arr),
+            "datasets": [{"path": name, "coordinateTransformations": [
+                {"type": "scale", "scale": scale}, {"type": "translation", "translation": translation}]}]}
+
+
+def save(data, path, name, provenance=None, overwrite=True, image=None):
+    """Write ``data`` to the store at ``path`` as variable ``name``, atomically.
+
+    The dask graph behind ``data`` is computed here (on the active distributed client
+    if there is one), chunk by chunk, into a staging group; the variable appears in the
+    store only once it is complete. Existing variables are never modified, except
+    ``name`` itself when ``overwrite`` is true, which is replaced in one rename.
+
+    Parameters
+    ----------
+    data : xarray.DataArray
+        A DataArray in the data model (see :func:`as_volume`).
+    path : str or Path
+        Store directory (``sample.zarr``); created when missing.
+    name : str
+        Variable name (letters, digits, ``_`` and ``-``).
+    provenance : dict, optional
+        ``{"function": ..., "parameters": {...}, "inputs": [hashes]}``; the package
+        version, creation time and a hash (:func:`provenance_hash`) are added.
+    overwrite : bool
+        Replace an existing variable of that name (default) or raise InputError.
+    image : bool, optional
+        List the variable in the OME-Zarr multiscales metadata; default: when it has
+        two or more spatial dims.
+
+    Returns
+    -------
+    dict
+        The provenance record written to ``attrs["provenance"]``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> v = as_volume(np.zeros((8, 8, 8), "uint8"), voxel_size=0.5)
+    >>> save(v, "sample.zarr", "raw")                           # doctest: +SKIP
+    """
+    path = Path(path)
+    if not isinstance(name, str) or not name or not set(name) <= _NAME_OK or name[0] in "_-.":
+        raise InputError("name", f"a variable name of letters, digits, '_' or '-', got {name!r}")
+    if not isinstance(data, xr.DataArray):
+        raise InputError("data", "an xarray.DataArray (use as_volume() first)")
+    arr = as_volume(data, argument="data")
+    if name in arr.dims:
+        raise InputError("name", f"a name that is not a dimension ({arr.dims}), got {name!r}")
+    arr = _regular_chunks(arr)
+
+    root = _open_root(path)
+    existing = set(root.array_keys())
+    if name in existing and not overwrite:
+        raise InputError("name", f"a variable not yet in {str(path)!r} (or overwrite=True), "
+                         f"got {name!r}")
+    # Coordinates already in the store must agree with the new variable's: checked
+    # before anything is computed or written, so a mismatch leaves the store as it was.
+    if existing:
+        current = open_store(path)
+        for d in arr.dims:
+            if d in current.coords:
+                old = current.coords[d].values
+                new = arr.coords[d].values
+                if old.shape != new.shape or not np.allclose(old, new, rtol=1e-9, atol=0):
+                    raise InputError("data", f"coordinates along {d!r} equal to those in the "
+                                     f"store ({old.size} values from {old[0]:g} um); got "
+                                     f"{new.size} from {new[0]:g} um. Save it to another store.")
+
+    prov = dict(jsonable(provenance or {}))
+    prov.setdefault("function", "")
+    prov.setdefault("parameters", {})
+    prov.setdefault("inputs", [])
+    prov["version"] = _version()
+    prov.setdefault("hash", provenance_hash(prov["function"], prov["parameters"], prov["inputs"]))
+    prov["created"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    attrs = jsonable(arr.attrs)
+    attrs["provenance"] = prov
+    arr = arr.copy()
+    arr.attrs = attrs
+    arr.name = name
+
+    staging = _staging_dir(path) / uuid.uuid4().hex
+    staging.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        ds = arr.to_dataset(name=name)
+        ds = ds.drop_vars([c for c in ds.coords if c not in arr.dims])
+        encoding = {}
+        if isinstance(arr.data, da.Array):
+            encoding[name] = {"chunks": tuple(c[0] for c in arr.chunks)}
+        delayed = ds.to_zarr(staging, mode="w-", zarr_format=3, consolidated=False,
+                             compute=False, encoding=encoding)
+        compute(delayed, label=f"writing {name!r} to {path}")
+        # Everything is on disk: move it in, coordinates first, the variable last.
+        for d in arr.dims:
+            if not (path / d).exists():
+                os.rename(staging / d, path / d)
+        if (path / name).exists():
+            trash = _staging_dir(path) / f"trash-{uuid.uuid4().hex}"
+            os.rename(path / name, trash)
+            os.rename(staging / name, path / name)
+            shutil.rmtree(trash, ignore_errors=True)
+        else:
+            os.rename(staging / name, path / name)
+    except InputError:
+        raise
+    except Exception as exc:
+        raise StoreError(f"writing {name!r} to {str(path)!r} failed; the store is unchanged "
+                         f"({type(exc).__name__}: {exc})") from exc
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        try:
+            _staging_dir(path).rmdir()
+        except OSError:
+            pass
+
+    image = len([d for d in arr.dims if d in ("z", "y", "x")]) >= 2 if image is None else image
+    _update_ngff(path, arr, name, image)
+    return prov
+
+
+def _open_root(path):
+    try:
+        if (path / "zarr.json").is_file():
+            return zarr.open_group(path, mode="r+", zarr_format=3)
+        if path.exists() and any(path.iterdir()):
+            raise InputError("path", f"a zarr v3 store or a new directory, {str(path)!r} is "
+                             "neither")
+        return zarr.open_group(path, mode="a", zarr_format=3)
+    except InputError:
+        raise
+    except Exception as exc:
+        raise InputError("path", f"a writable zarr v3 store at {str(path)!r} ({exc})") from exc
+
+
+def _update_ngff(path, arr, name, image):
+    root = zarr.open_group(path, mode="r+", zarr_format=3)
+    ome = dict(root.attrs.get("ome", {"version": "0.5", "multiscales": []}))
+    ms = [m for m in ome.get("multiscales", []) if m.get("name") != name]
+    if image:
+        ms.append(_ngff_entry(arr, name))
+    ome["multiscales"] = ms
+    root.attrs["ome"] = ome
+
+
+def delete(path, name):
+    """Remove variable ``name`` from the store (one rename, then cleanup)."""
+    path = Path(path)
+    if not (path / name / "zarr.json").is_file():
+        raise InputError("name", f"a variable of {str(path)!r}, got {name!r}")
+    trash = _staging_dir(path) / f"trash-{uuid.uuid4().hex}"
+    trash.parent.mkdir(parents=True, exist_ok=True)
+    os.rename(path / name, trash)
+    shutil.rmtree(_staging_dir(path), ignore_errors=True)
+    root = zarr.open_group(path, mode="r+", zarr_format=3)
+    ome = dict(root.attrs.get("ome", {"version": "0.5", "multiscales": []}))
+    ome["multiscales"] = [m for m in ome.get("multiscales", []) if m.get("name") != name]
+    root.attrs["ome"] = ome

@@ -1,0 +1,3 @@
+"""Lazy readers of microscopy data into DataArrays, and ingestion into the store."""
+
+__all__ = []

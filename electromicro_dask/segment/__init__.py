@@ -1,0 +1,5 @@
+"""Segmentation of grey-value images into phases."""
+
+from .threshold import threshold
+
+__all__ = ["threshold"]

@@ -1,0 +1,32 @@
+import os
+
+import dask
+import numpy as np
+import pytest
+
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+@pytest.fixture(scope="session")
+def client():
+    """A real two-worker LocalCluster, as DESIGN.md asks tests to run on."""
+    from distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, memory_limit="2GiB",
+                      dashboard_address=":0") as cluster, Client(cluster) as c:
+        yield c
+
+
+@pytest.fixture(autouse=True)
+def _sync_scheduler_by_default(request):
+    """Tests without the ``client`` fixture use the threaded scheduler (fast, same graph)."""
+    if "client" in request.fixturenames:
+        yield
+    else:
+        with dask.config.set(scheduler="threads"):
+            yield
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(12345)
