@@ -55,9 +55,25 @@ def default_chunks(shape, dtype, limit=None):
     ((128, 128, 128, 128), (128, 128, 128, 128), (128, 128, 128, 128))
     """
     limit = chunk_bytes() if limit is None else int(limit)
-    dtype = np.dtype(dtype)
-    # dask's "auto" balances chunks across axes for a byte limit.
-    return da.core.normalize_chunks("auto", shape=tuple(shape), limit=limit, dtype=dtype)
+    itemsize = np.dtype(dtype).itemsize
+    shape = tuple(int(s) for s in shape)
+    budget = max(1.0, limit / itemsize)
+    edge = {}
+    free = list(range(len(shape)))
+    # Axes shorter than the cubic edge are taken whole; the rest share what is left.
+    while free:
+        side = budget ** (1.0 / len(free))
+        side = int(round(side)) if abs(side - round(side)) < 1e-6 else int(side)
+        small = [i for i in free if shape[i] <= side]
+        if not small:
+            for i in free:
+                edge[i] = max(1, side)
+            break
+        for i in small:
+            edge[i] = shape[i]
+            budget /= shape[i]
+            free.remove(i)
+    return da.core.normalize_chunks(tuple(edge[i] for i in range(len(shape))), shape=shape)
 
 
 def _voxel_tuple(voxel_size, dims, argument="voxel_size"):

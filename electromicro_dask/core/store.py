@@ -29,7 +29,8 @@ from .arrays import as_volume
 from .errors import InputError, StoreError
 from .progress import compute
 
-__all__ = ["open_store", "save", "provenance_hash", "variables", "delete", "jsonable"]
+__all__ = ["open_store", "save", "save_table", "open_table", "tables", "provenance_hash",
+           "variables", "delete", "jsonable"]
 
 _NAME_OK = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
 _AXIS_TYPE = {"z": "space", "y": "space", "x": "space", "angle": "custom", "t": "space",
@@ -315,3 +316,80 @@ def delete(path, name):
     ome = dict(root.attrs.get("ome", {"version": "0.5", "multiscales": []}))
     ome["multiscales"] = [m for m in ome.get("multiscales", []) if m.get("name") != name]
     root.attrs["ome"] = ome
+
+
+def _tables_dir(path):
+    # A zarr sub-group, so zarr and xarray see a known node (xarray ignores sub-groups);
+    # the tables themselves are JSON files inside it.
+    d = Path(path) / "tables"
+    if (Path(path) / "zarr.json").is_file() and not (d / "zarr.json").is_file():
+        zarr.open_group(d, mode="a", zarr_format=3, attributes={"description":
+                        "result tables of electromicro_dask, one JSON file each"})
+    return d
+
+
+def save_table(table, path, name, provenance=None):
+    """Write a result table (DataFrame, Series or dict) into the store, atomically.
+
+    Tables live in ``<store>/tables/<name>.json`` with the same provenance record as
+    variables. Returns the provenance record.
+    """
+    import pandas as pd
+
+    path = Path(path)
+    if not isinstance(name, str) or not name or not set(name) <= _NAME_OK:
+        raise InputError("name", f"a table name of letters, digits, '_' or '-', got {name!r}")
+    _open_root(path)
+    prov = dict(jsonable(provenance or {}))
+    prov.setdefault("function", "")
+    prov.setdefault("parameters", {})
+    prov.setdefault("inputs", [])
+    prov["version"] = _version()
+    prov.setdefault("hash", provenance_hash(prov["function"], prov["parameters"], prov["inputs"]))
+    prov["created"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    if isinstance(table, pd.Series):
+        body = {"kind": "series", "name": table.name, "index_name": table.index.name,
+                "data": json.loads(table.to_json(orient="split"))}
+    elif isinstance(table, pd.DataFrame):
+        body = {"kind": "dataframe", "index_name": table.index.name,
+                "data": json.loads(table.to_json(orient="split"))}
+    elif isinstance(table, Mapping):
+        body = {"kind": "dict", "data": jsonable(table)}
+    else:
+        raise InputError("table", f"a DataFrame, Series or dict, got {type(table).__name__}")
+    body["provenance"] = prov
+    d = _tables_dir(path)
+    d.mkdir(exist_ok=True)
+    tmp = d / f".{name}.{uuid.uuid4().hex}.tmp"
+    tmp.write_text(json.dumps(body, indent=1))
+    os.replace(tmp, d / f"{name}.json")
+    return prov
+
+
+def open_table(path, name, with_provenance=False):
+    """Read a table written by :func:`save_table` (DataFrame, Series or dict)."""
+    import io
+
+    import pandas as pd
+
+    f = _tables_dir(path) / f"{name}.json"
+    if not f.is_file():
+        raise InputError("name", f"a table of {str(path)!r}, got {name!r}")
+    body = json.loads(f.read_text())
+    kind = body["kind"]
+    if kind == "dataframe":
+        out = pd.read_json(io.StringIO(json.dumps(body["data"])), orient="split")
+        out.index.name = body.get("index_name")
+    elif kind == "series":
+        out = pd.read_json(io.StringIO(json.dumps(body["data"])), orient="split", typ="series")
+        out.index.name = body.get("index_name")
+        out.name = body.get("name")
+    else:
+        out = body["data"]
+    return (out, body["provenance"]) if with_provenance else out
+
+
+def tables(path):
+    """Names of the tables in the store."""
+    d = _tables_dir(path)
+    return sorted(p.stem for p in d.glob("*.json") if p.name != "zarr.json") if d.is_dir() else []

@@ -1,0 +1,94 @@
+"""Bounded memory: generate -> filter -> threshold -> fractions on a volume at least 4x the
+total worker memory limit (issue 2), with the peak memory of every worker.
+
+    python benchmarks/bench_memory.py [--size 820] [--workers 2] [--memory-limit 256MiB]
+
+The grey-value volume (float32) is size^3 * 4 bytes; with the defaults 2.2 GB against
+2 x 256 MiB of workers. Every stage goes through the store (as the runner does), so no
+stage is recomputed. Writes benchmarks/results/memory.md.
+"""
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from _memory import WorkerPeak  # noqa: E402
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--size", type=int, default=820)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--memory-limit", default="256MiB")
+    ap.add_argument("--store", default=None)
+    a = ap.parse_args()
+
+    import dask
+    from dask.utils import parse_bytes
+    from distributed import Client, LocalCluster
+
+    import electromicro_dask as emd
+    from electromicro_dask import filters, measure, segment, synth
+
+    limit = parse_bytes(a.memory_limit)
+    tmp = Path(a.store or tempfile.mkdtemp(prefix="emd-bench-")) / "big.zarr"
+    fr = {"pore": 0.30, "cbd": 0.15, "am": 0.55}
+    times = {}
+    with dask.config.set({"distributed.worker.memory.spill": 0.6}), \
+            LocalCluster(n_workers=a.workers, threads_per_worker=1, memory_limit=limit,
+                         dashboard_address=":0") as lc, Client(lc) as client, \
+            WorkerPeak(client) as peak:
+        t0 = time.perf_counter()
+        ds = synth.electrode((a.size,) * 3, voxel_size=0.5, fractions={"am": 0.55, "cbd": 0.15,
+                                                                       "pore": 0.30}, seed=1)
+        times["particle list"] = time.perf_counter() - t0
+        t = time.perf_counter()
+        emd.save(ds["phases"], tmp, "truth")
+        times["generate phases -> store"] = time.perf_counter() - t
+        t = time.perf_counter()
+        raw = synth.tomogram(emd.open_store(tmp)["truth"], seed=2)
+        grey_bytes = raw.nbytes
+        emd.save(raw, tmp, "raw")
+        times["tomogram -> store"] = time.perf_counter() - t
+        t = time.perf_counter()
+        emd.save(filters.median(emd.open_store(tmp)["raw"]), tmp, "filtered")
+        times["median -> store"] = time.perf_counter() - t
+        t = time.perf_counter()
+        emd.save(segment.threshold(emd.open_store(tmp)["filtered"], fractions=fr), tmp, "phases")
+        times["threshold -> store"] = time.perf_counter() - t
+        t = time.perf_counter()
+        f = measure.volume_fractions(emd.open_store(tmp)["phases"])
+        agree = measure.compare(emd.open_store(tmp)["phases"], emd.open_store(tmp)["truth"])
+        times["fractions + agreement"] = time.perf_counter() - t
+        total = time.perf_counter() - t0
+    peaks = sorted(peak.peak.values())
+    rows = "\n".join(f"| {k} | {v:.1f} |" for k, v in times.items())
+    text = f"""# Bounded memory: a volume larger than the workers' memory
+
+Command: `python benchmarks/bench_memory.py --size {a.size} --workers {a.workers} --memory-limit {a.memory_limit}`
+
+- volume: {a.size}^3 voxels; grey values (float32) {grey_bytes / 2**30:.2f} GiB;
+  {grey_bytes / (a.workers * limit):.1f} x the total worker memory limit ({a.workers} x {limit / 2**20:.0f} MiB)
+- finished: yes, in {total:.0f} s
+- peak process memory per worker (MiB): {', '.join(f'{p / 2**20:.0f}' for p in peaks)}
+  (limit {limit / 2**20:.0f} MiB)
+- fractions: {', '.join(f'{k} {v:.4f}' for k, v in f.items())} (targets {fr})
+- voxel agreement with truth: {agree['fraction_equal']:.4f}
+
+| stage | seconds |
+|---|---|
+{rows}
+"""
+    (Path(__file__).parent / "results" / "memory.md").write_text(text)
+    print(text)
+    if a.store is None:
+        shutil.rmtree(tmp.parent, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
