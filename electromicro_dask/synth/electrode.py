@@ -40,77 +40,136 @@ __all__ = ["electrode"]
 
 PHASES = {0: "pore", 1: "cbd", 2: "am"}
 _CBD_MARK = np.uint32(np.iinfo(np.uint32).max)
-_K = 12  # nearest centres examined per voxel
 _SAMPLE = 400_000
 
 
 class _Particles:
-    """The global particle list and CBD law; evaluated at any set of points (um)."""
+    """The global particle list and CBD law, evaluated exactly at points or on grid blocks.
 
-    def __init__(self, centers, radii, bridge, film, gradient, length_z):
+    A point's label depends only on the particles within ``r_i + reach`` of it, where
+    ``reach`` bounds the CBD bridge length: a particle farther away can neither own the
+    point nor make it CBD (``d1 + d2 < b`` and ``d1 < film * b`` both need a surface
+    within ``b``). Both evaluation paths (scattered points, grid blocks) use exactly the
+    same floating-point expressions, so they give identical labels.
+    """
+
+    def __init__(self, centers, radii, bridge, film, gradient, length_z, reach=None):
         self.centers = np.ascontiguousarray(centers, dtype=np.float64)
         self.radii = np.ascontiguousarray(radii, dtype=np.float64)
         self.bridge = float(bridge)
         self.film = float(film)
         self.gradient = float(gradient)
         self.length_z = float(length_z)
+        self.extra = self.bridge_max if reach is None else float(reach)
         self.tree = cKDTree(self.centers) if len(self.centers) else None
 
-    def bridge_at(self, z):
+    @property
+    def bridge_max(self):
+        return self.bridge * (1.0 + abs(self.gradient) / 2.0)
+
+    def bridge_at(self, z, bridge=None):
         # Linear through the thickness, mean `bridge`, from (1 - g/2) at the collector
         # (z = 0) to (1 + g/2) at the separator.
+        b = self.bridge if bridge is None else bridge
         if self.gradient == 0.0 or z is None:
-            return self.bridge
-        return self.bridge * np.clip(1.0 + self.gradient * (z / self.length_z - 0.5), 0.0, None)
+            return b
+        return b * np.clip(1.0 + self.gradient * (z / self.length_z - 0.5), 0.0, None)
 
     @property
     def reach(self):
-        return (float(self.radii.max()) if len(self.radii) else 0.0) + \
-            self.bridge * (1.0 + abs(self.gradient) / 2.0)
+        return (float(self.radii.max()) if len(self.radii) else 0.0) + self.extra
 
-    def evaluate(self, points, zcoord=None, tree=None, index=None):
-        """Return raw labels: particle index + 1 in AM, _CBD_MARK in CBD, 0 in pore."""
-        n = len(points)
-        out = np.zeros(n, dtype=np.uint32)
-        tree = self.tree if tree is None else tree
-        if tree is None or n == 0:
-            return out
-        k = min(_K, tree.n)
-        step = 262_144
-        for s in range(0, n, step):
-            dist, idx = tree.query(points[s:s + step], k=k)
-            if k == 1:
-                dist, idx = dist[:, None], idx[:, None]
-            gidx = idx if index is None else np.asarray(index)[idx]
-            out[s:s + step] = self.label(dist, gidx, None if zcoord is None else zcoord[s:s + step])
-        return out
-
-    def label(self, dist, gidx, zcoord, radii=None, bridge=None):
-        """Labels from the distances ``dist`` to the k nearest centres ``gidx``."""
+    def pairs(self, points, radii=None):
+        """(point index, particle index, distance) for every particle within reach."""
         radii = self.radii if radii is None else radii
-        depth = dist - radii[gidx]  # signed distance to each sphere's surface
-        k = depth.shape[1]
-        order = np.argsort(depth, axis=1)[:, :2]
-        rows = np.arange(len(depth))
-        d1 = depth[rows, order[:, 0]]
-        i1 = gidx[rows, order[:, 0]]
-        d2 = depth[rows, order[:, 1]] if k > 1 else np.full(len(depth), np.inf)
-        if bridge is None:
-            b = self.bridge_at(zcoord)
-        else:
-            b = _Particles.bridge_at(self._with(bridge), zcoord)
+        ptree = cKDTree(points)
+        lists = ptree.query_ball_point(self.centers, r=radii + self.extra)
+        counts = np.fromiter((len(x) for x in lists), dtype=np.int64, count=len(lists))
+        if counts.sum() == 0:
+            e = np.empty(0, dtype=np.int64)
+            return e, e, np.empty(0)
+        pidx = np.concatenate([np.asarray(x, dtype=np.int64) for x in lists if len(x)])
+        cidx = np.repeat(np.arange(len(lists), dtype=np.int64), counts)
+        diff = points[pidx] - self.centers[cidx]
+        sq = diff[:, 0] ** 2
+        for a in range(1, diff.shape[1]):
+            sq = sq + diff[:, a] ** 2
+        return pidx, cidx, np.sqrt(sq)
+
+    def label_pairs(self, n, pidx, cidx, dist, zcoord, radii=None, bridge=None):
+        """Raw labels of ``n`` points from their candidate pairs."""
+        d1, d2, i1 = self.nearest_two(n, pidx, cidx, dist, radii)
+        return self._classify(d1, d2, i1, self.bridge_at(zcoord, bridge))
+
+    def nearest_two(self, n, pidx, cidx, dist, radii=None):
+        """Depths of the two nearest surfaces and the deepest particle, per point."""
+        radii = self.radii if radii is None else radii
+        depth = dist - radii[cidx]  # signed distance to each sphere's surface
+        order = np.lexsort((cidx, depth, pidx))  # per point by depth, ties: lowest index
+        p, d, c = pidx[order], depth[order], cidx[order]
+        first = np.ones(len(p), dtype=bool)
+        first[1:] = p[1:] != p[:-1]
+        second = np.zeros(len(p), dtype=bool)
+        second[1:] = (~first[1:]) & first[:-1]
+        d1 = np.full(n, np.inf)
+        d2 = np.full(n, np.inf)
+        i1 = np.zeros(n, dtype=np.int64)
+        d1[p[first]] = d[first]
+        i1[p[first]] = c[first]
+        d2[p[second]] = d[second]
+        return d1, d2, i1
+
+    def _classify(self, d1, d2, i1, b):
         am = d1 < 0
         cbd = ~am & ((d1 + d2 < b) | (d1 < self.film * b))
-        out = np.zeros(len(depth), dtype=np.uint32)
-        out[am] = i1[am] + 1
+        out = np.zeros(d1.shape, dtype=np.uint32)
+        out[am] = (i1[am] + 1).astype(np.uint32)
         out[cbd] = _CBD_MARK
         return out
 
-    def _with(self, bridge):
-        clone = object.__new__(_Particles)
-        clone.__dict__.update(self.__dict__)
-        clone.bridge = float(bridge)
-        return clone
+    def evaluate(self, points, zcoord=None):
+        """Raw labels at points (um): particle index + 1 in AM, _CBD_MARK in CBD, 0 pore."""
+        if self.tree is None or len(points) == 0:
+            return np.zeros(len(points), dtype=np.uint32)
+        pidx, cidx, dist = self.pairs(points)
+        return self.label_pairs(len(points), pidx, cidx, dist, zcoord)
+
+    def grid(self, offset, shape, spacing):
+        """Raw labels of the voxel block at ``offset`` (voxels) of a grid with ``spacing``."""
+        ndim = len(shape)
+        axes = [np.arange(o, o + n) * sp for o, n, sp in zip(offset, shape, spacing)]
+        d1 = np.full(shape, np.inf)
+        d2 = np.full(shape, np.inf)
+        i1 = np.zeros(shape, dtype=np.int64)
+        if self.tree is not None:
+            lo = np.array([a[0] for a in axes])
+            hi = np.array([a[-1] for a in axes])
+            cand = self.tree.query_ball_point((lo + hi) / 2.0,
+                                              np.linalg.norm(hi - lo) / 2.0 + self.reach + 1e-9)
+            for i in sorted(cand):
+                c, r = self.centers[i], self.radii[i]
+                sl = []
+                for ax in range(ndim):
+                    a0 = int(np.searchsorted(axes[ax], c[ax] - r - self.extra, side="left"))
+                    a1 = int(np.searchsorted(axes[ax], c[ax] + r + self.extra, side="right"))
+                    sl.append(slice(a0, a1))
+                if any(x.stop <= x.start for x in sl):
+                    continue
+                parts = [(axes[ax][sl[ax]] - c[ax]) ** 2 for ax in range(ndim)]
+                sq = parts[0].reshape((-1,) + (1,) * (ndim - 1))
+                for ax in range(1, ndim):
+                    shp = [1] * ndim
+                    shp[ax] = -1
+                    sq = sq + parts[ax].reshape(shp)
+                dd = np.sqrt(sq) - r
+                sl = tuple(sl)
+                s1, s2, si = d1[sl], d2[sl], i1[sl]
+                better = dd < s1
+                s2[...] = np.where(better, s1, np.minimum(s2, dd))
+                s1[...] = np.where(better, dd, s1)
+                si[better] = i
+        z = axes[0].reshape((-1,) + (1,) * (ndim - 1)) if ndim == 3 else None
+        return self._classify(d1, d2, i1, self.bridge_at(z))
 
 
 def _lognormal(rng, mean, sd, n):
@@ -200,9 +259,11 @@ def _build(shape, spacing, fractions, radius, overlap, film, gradient, two_layer
     centers = rng.uniform(lo, hi, size=(n, ndim))
     radii = radii_for(centers, n)
     am = 0.0
+    bridge_cap = 2.0 * mean_r
     for _ in range(12):
         centers = _relax(centers, radii, overlap, lo, hi)
-        am, _c = _fractions(_Particles(centers, radii, 0.0, 0.0, 0.0, length[0]).evaluate(points, zcoord))
+        probe = _Particles(centers, radii, 0.0, 0.0, 0.0, length[0], reach=0.0)
+        am, _c = _fractions(probe.evaluate(points, zcoord))
         if am >= target_am + 0.02:
             break
         add = max(1, int(n * max(0.05, (target_am + 0.03 - am) / max(am, 0.05))))
@@ -210,27 +271,33 @@ def _build(shape, spacing, fractions, radius, overlap, film, gradient, two_layer
         centers = np.concatenate([centers, new])
         radii = np.concatenate([radii, radii_for(new, add)])
         n = len(centers)
-    model = _Particles(centers, radii, 0.0, film, gradient, length[0])
-    dist, idx = model.tree.query(points, k=min(_K, len(centers)))
-    if dist.ndim == 1:
-        dist, idx = dist[:, None], idx[:, None]
-    scale = _bisect(lambda s: _fractions(model.label(dist, idx, zcoord, radii=radii * s,
-                                                     bridge=0.0))[0],
+    # Candidate pairs once, with the largest reach the bisections can ask for; labels for
+    # any radius scale <= 1 and bridge <= bridge_cap follow from them exactly.
+    model = _Particles(centers, radii, 0.0, film, gradient, length[0],
+                       reach=bridge_cap * (1.0 + abs(gradient) / 2.0))
+    pidx, cidx, dist = model.pairs(points)
+    npts = len(points)
+    inside = dist < radii[cidx]  # AM needs only the particles containing the point
+    pa, ca, da_ = pidx[inside], cidx[inside], dist[inside]
+    scale = _bisect(lambda s: _fractions(model.label_pairs(npts, pa, ca, da_, zcoord,
+                                                           radii=radii * s, bridge=0.0))[0],
                     0.5, 1.0, target_am, 0.002)
     if scale is None:
         raise InputError("fractions", f"an AM fraction this generator can pack with "
                          f"overlap={overlap} (reached {am:.3f}, asked {target_am:.3f}); "
                          "raise `overlap` or lower fractions['am']")
     radii = radii * scale
-    model = _Particles(centers, radii, 0.0, film, gradient, length[0])
     bridge = 0.0
     if target_cbd > 0:
+        # The two nearest surfaces per point do not depend on the bridge: find them once.
+        d1, d2, i1 = model.nearest_two(npts, pidx, cidx, dist, radii)
+
         def cbd_of(b):
-            return _fractions(model.label(dist, idx, zcoord, bridge=b))[1]
-        bridge = _bisect(cbd_of, 0.0, 4.0 * mean_r, target_cbd, 0.002)
+            return _fractions(model._classify(d1, d2, i1, model.bridge_at(zcoord, b)))[1]
+        bridge = _bisect(cbd_of, 0.0, bridge_cap, target_cbd, 0.002)
         if bridge is None:
             raise InputError("fractions", f"a CBD fraction reachable around the particles "
-                             f"(max {cbd_of(4.0 * mean_r):.3f}), got {target_cbd}")
+                             f"(at most {cbd_of(bridge_cap):.3f} here), got {target_cbd}")
     return _Particles(centers, radii, bridge, film, gradient, length[0])
 
 
@@ -256,37 +323,14 @@ def _present(model, shape, spacing):
         hi = np.minimum(np.ceil((model.centers[i] + r) / spacing) + 1, shape).astype(int)
         if np.any(hi <= lo):
             continue
-        grids = np.meshgrid(*[np.arange(a, b) for a, b in zip(lo, hi)], indexing="ij")
-        pts = np.stack([g.ravel() for g in grids], axis=1) * spacing
-        # Only voxels inside sphere i can belong to it.
-        pts = pts[np.linalg.norm(pts - model.centers[i], axis=1) < r]
-        if len(pts) == 0:
-            continue
-        raw = model.evaluate(pts, pts[:, 0] if len(shape) == 3 else None)
+        raw = model.grid(tuple(lo), tuple(hi - lo), spacing)
         present[i] = np.any(raw == i + 1)
     return np.flatnonzero(present)
 
 
 def _block(model, spacing, block_info=None):
     info = block_info[None]
-    shape = info["chunk-shape"]
-    offset = block_offsets(None, block_info)
-    spacing = np.asarray(spacing)
-    lo = np.asarray(offset) * spacing
-    hi = (np.asarray(offset) + np.asarray(shape) - 1) * spacing
-    if model.tree is None:
-        return np.zeros(shape, dtype=np.uint32)
-    centre = (lo + hi) / 2.0
-    half = np.linalg.norm(hi - lo) / 2.0
-    cand = model.tree.query_ball_point(centre, half + model.reach + 1e-9)
-    if not cand:
-        return np.zeros(shape, dtype=np.uint32)
-    cand = np.asarray(sorted(cand))
-    grids = np.meshgrid(*[np.arange(o, o + s) for o, s in zip(offset, shape)], indexing="ij")
-    pts = np.stack([g.ravel() for g in grids], axis=1) * spacing
-    raw = model.evaluate(pts, pts[:, 0] if len(shape) == 3 else None,
-                         tree=cKDTree(model.centers[cand]), index=cand)
-    return raw.reshape(shape)
+    return model.grid(block_offsets(None, block_info), info["chunk-shape"], spacing)
 
 
 def _phases_block(raw):

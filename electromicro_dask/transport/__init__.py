@@ -1,0 +1,13 @@
+"""Transport on segmented volumes: tortuosity factor, effective conductivity, Stokes flow.
+
+Solvers run in torch (CUDA when available, else CPU) on the whole volume in memory;
+:func:`sweep` distributes many independent solves over a dask cluster.
+"""
+
+from .diffusion import (ConductivityResult, TortuosityResult, effective_conductivity,
+                        tortuosity_factor)
+from .flow import FlowResult, flow_tortuosity, permeability
+from .sweeps import sweep
+
+__all__ = ["tortuosity_factor", "effective_conductivity", "permeability", "flow_tortuosity",
+           "sweep", "TortuosityResult", "ConductivityResult", "FlowResult"]
