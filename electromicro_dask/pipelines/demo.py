@@ -110,20 +110,29 @@ def summarize(store, params):
         "thresholds": ds["phases"].attrs.get("thresholds"),
     }
 
+    from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Patch
+
     mid = ds.sizes["z"] // 2
     names = ds["phases"].attrs["phases"]
-    fig_s, axes = plt.subplots(1, 4, figsize=(16, 4.2))
+    colours = {"pore": "#1b1b3a", "cbd": "#2a9d8f", "am": "#f4d35e"}
+    cmap = ListedColormap([colours.get(names[c], "grey") for c in sorted(names)])
+    fig_s, axes = plt.subplots(1, 4, figsize=(16, 4.6))
     extent = [float(ds.x[0]), float(ds.x[-1]), float(ds.y[-1]), float(ds.y[0])]
     for ax, (title, arr, kw) in zip(axes, [
             ("raw", ds["raw"], {"cmap": "gray"}),
             ("median filtered", ds["filtered"], {"cmap": "gray"}),
-            ("segmented", ds["phases"], {"cmap": "viridis", "vmin": 0, "vmax": len(names) - 1}),
-            ("truth", ds["truth_phases"], {"cmap": "viridis", "vmin": 0, "vmax": len(names) - 1})]):
+            ("segmented", ds["phases"], {"cmap": cmap, "vmin": 0, "vmax": len(names) - 1,
+                                         "interpolation": "nearest"}),
+            ("truth", ds["truth_phases"], {"cmap": cmap, "vmin": 0, "vmax": len(names) - 1,
+                                           "interpolation": "nearest"})]):
         ax.imshow(np.asarray(arr.isel(z=mid).values), extent=extent, **kw)
         ax.set_title(f"{title} (z = {float(ds.z[mid]):.1f} um)")
         ax.set_xlabel("x (um)")
     axes[0].set_ylabel("y (um)")
-    fig_s.tight_layout()
+    fig_s.legend(handles=[Patch(color=colours.get(n, "grey"), label=n) for n in names.values()],
+                 loc="lower center", ncol=len(names), frameon=False)
+    fig_s.tight_layout(rect=(0, 0.06, 1, 1))
 
     fig_p, ax = plt.subplots(figsize=(7, 4.2))
     for i, name in enumerate(prof.columns):

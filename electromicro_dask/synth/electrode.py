@@ -19,7 +19,7 @@ block can be generated on its own and the result does not depend on the chunking
   thickness (``cbd_gradient``).
 
 Fractions are calibrated on the voxel grid itself (all voxels of small volumes, a random
-sample of 400 000 voxel centres of large ones), so realised fractions match the targets.
+sample of 200 000 voxel centres of large ones), so realised fractions match the targets.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ __all__ = ["electrode"]
 
 PHASES = {0: "pore", 1: "cbd", 2: "am"}
 _CBD_MARK = np.uint32(np.iinfo(np.uint32).max)
-_SAMPLE = 400_000
+_SAMPLE = 200_000
 
 
 class _Particles:
@@ -259,7 +259,7 @@ def _build(shape, spacing, fractions, radius, overlap, film, gradient, two_layer
     centers = rng.uniform(lo, hi, size=(n, ndim))
     radii = radii_for(centers, n)
     am = 0.0
-    bridge_cap = 2.0 * mean_r
+    bridge_cap = 1.5 * mean_r
     for _ in range(12):
         centers = _relax(centers, radii, overlap, lo, hi)
         probe = _Particles(centers, radii, 0.0, 0.0, 0.0, length[0], reach=0.0)
