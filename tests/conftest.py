@@ -30,3 +30,13 @@ def _sync_scheduler_by_default(request):
 @pytest.fixture
 def rng():
     return np.random.default_rng(12345)
+
+
+try:  # Property tests: reproducible in CI, no per-example deadline on a loaded 2-core box.
+    from hypothesis import settings
+
+    settings.register_profile("electromicro", derandomize=True, deadline=None,
+                              print_blob=True)
+    settings.load_profile("electromicro")
+except ImportError:  # pragma: no cover
+    pass
