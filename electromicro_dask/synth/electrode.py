@@ -179,8 +179,9 @@ def _lognormal(rng, mean, sd, n):
     return rng.lognormal(math.log(mean) - s2 / 2.0, math.sqrt(s2), n)
 
 
-def _relax(centers, radii, overlap, lo, hi, iterations=60):
-    """Push overlapping pairs apart until each pair's overlap is within ``overlap``."""
+def _relax(centers, radii, overlap, lo, hi, iterations=25):
+    """Push overlapping pairs apart toward an overlap within ``overlap`` (a soft limit:
+    a fixed number of sweeps, each moving both partners of every violating pair half-way)."""
     rmax = radii.max()
     for _ in range(iterations):
         tree = cKDTree(centers)
@@ -197,9 +198,10 @@ def _relax(centers, radii, overlap, lo, hi, iterations=60):
         i, j, vec, dist, need = i[bad], j[bad], vec[bad], dist[bad], need[bad]
         unit = vec / np.maximum(dist, 1e-12)[:, None]
         push = 0.5 * (need - dist)[:, None] * unit
-        disp = np.zeros_like(centers)
-        np.add.at(disp, i, -push)
-        np.add.at(disp, j, push)
+        n = len(centers)
+        disp = np.stack([np.bincount(j, push[:, a], minlength=n) -
+                         np.bincount(i, push[:, a], minlength=n)
+                         for a in range(centers.shape[1])], axis=1)
         centers = np.clip(centers + disp, lo, hi)
     return centers
 
