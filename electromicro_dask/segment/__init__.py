@@ -1,5 +1,10 @@
 """Segmentation of grey-value images into phases."""
 
+from .conversions import CONVERSIONS, convert
+from .edx_closing import edx_closing
+from .kmeans import kmeans, kmeans_features
+from .mlp import MLPModel, load_mlp, mlp, train_mlp
 from .threshold import threshold
 
-__all__ = ["threshold"]
+__all__ = ["threshold", "kmeans", "kmeans_features", "MLPModel", "train_mlp", "load_mlp",
+           "mlp", "convert", "CONVERSIONS", "edx_closing"]

@@ -172,12 +172,30 @@ def _fit(F, targets, maxfev, seed, tolerance):
     return w, xm, mu, np.bincount(labels, minlength=3) / len(labels), best_f, evals
 
 
+_SLAB_VOXELS = 1 << 14
+
+
+def _slabs(p, halo=1, voxels=_SLAB_VOXELS):
+    """Split a padded block into z-slabs (with their halo) of about ``voxels`` voxels,
+    so per-voxel feature matrices (27 or 125 values a voxel) never exist for a whole
+    block: memory stays a small multiple of the chunk size."""
+    nz = p.shape[0] - 2 * halo
+    plane = max(1, int(np.prod([n - 2 * halo for n in p.shape[1:]])))
+    step = max(1, voxels // plane)
+    for z0 in range(0, nz, step):
+        z1 = min(nz, z0 + step)
+        yield z0, z1, p[z0:z1 + 2 * halo]
+
+
 def _assign_block(p, mu, w, xm, codes):
-    F = _features_padded(p)
-    shape = F.shape[1:]
-    F = F.reshape(27, -1).T.astype(np.float64)
-    lab = np.argmin(_distances(F, mu, w, xm), axis=1)
-    return codes[lab].reshape(shape)
+    out = np.empty(tuple(n - 2 for n in p.shape), dtype=np.uint8)
+    for z0, z1, slab in _slabs(p):
+        F = _features_padded(slab)
+        shape = F.shape[1:]
+        F = F.reshape(27, -1).T.astype(np.float64)
+        lab = np.argmin(_distances(F, mu, w, xm), axis=1)
+        out[z0:z1] = codes[lab].reshape(shape)
+    return out
 
 
 _EPS = 1e-12
@@ -185,60 +203,92 @@ _EPS = 1e-12
 
 def _logratio_block(p, mu, w, xm):
     """(2, *interior): log of the weighted CBD and pore distances over the AM distance."""
-    F = _features_padded(p)
-    shape = F.shape[1:]
-    d = _distances(F.reshape(27, -1).T.astype(np.float64), mu, w, xm) + _EPS
-    ld = np.log(d)
-    return np.stack([(ld[:, 1] - ld[:, 0]).reshape(shape),
-                     (ld[:, 2] - ld[:, 0]).reshape(shape)]).astype(np.float32)
+    out = np.empty((2,) + tuple(n - 2 for n in p.shape), dtype=np.float32)
+    for z0, z1, slab in _slabs(p):
+        F = _features_padded(slab)
+        shape = F.shape[1:]
+        d = _distances(F.reshape(27, -1).T.astype(np.float64), mu, w, xm) + _EPS
+        ld = np.log(d)
+        out[0, z0:z1] = (ld[:, 1] - ld[:, 0]).reshape(shape)
+        out[1, z0:z1] = (ld[:, 2] - ld[:, 0]).reshape(shape)
+    return out
 
 
-def _fractions_from_hist(h, ca, cb, u, v):
-    # Decision of eq. (1) with log phase weights (0, u, v) relative to AM, evaluated on
-    # the bin centres of the joint histogram of (log d_cbd/d_am, log d_pore/d_am).
-    sa = ca[:, None] + u
-    sb = cb[None, :] + v
-    am = (sa >= 0) & (sb >= 0)
-    cbd = ~am & (sa <= sb)
-    n = h.sum()
-    fa, fc = h[am].sum() / n, h[cbd].sum() / n
-    return np.array([fa, fc, 1.0 - fa - fc])
+class _Tables:
+    """Full-volume fractions as a function of the log phase-weight offsets (u, v).
+
+    With a = log(d_cbd / d_am), b = log(d_pore / d_am) and c = a - b, eq. (1) with log
+    weights (0, u, v) gives AM where a >= -u and b >= -v (a quadrant in (a, b)) and CBD
+    where a < -u and c <= v - u (a quadrant in (a, c)); two cumulative 2D histograms
+    answer both in O(1), to within one bin row.
+    """
+
+    def __init__(self, h_ab, h_ac, ea, eb, ec):
+        self.n = float(h_ab.sum())
+        self.am = np.zeros((h_ab.shape[0] + 1, h_ab.shape[1] + 1))
+        self.am[:-1, :-1] = h_ab[::-1, ::-1].cumsum(0).cumsum(1)[::-1, ::-1]
+        self.cbd = np.zeros((h_ac.shape[0] + 1, h_ac.shape[1] + 1))
+        self.cbd[1:, 1:] = h_ac.cumsum(0).cumsum(1)
+        self.ea, self.eb, self.ec = ea, eb, ec
+
+    def __call__(self, u, v):
+        ia = int(np.searchsorted(self.ea[:-1], -u, side="left"))  # bins with a >= -u
+        ib = int(np.searchsorted(self.eb[:-1], -v, side="left"))
+        ic = int(np.searchsorted(self.ec[1:], v - u, side="right"))  # bins with c <= v - u
+        fa = self.am[ia, ib] / self.n
+        fc = self.cbd[ia, ic] / self.n
+        return np.array([fa, fc, 1.0 - fa - fc])
 
 
-def _calibrate(data, mu, w, xm, targets, sample_ratios, bins=400):
-    """Refit the two phase weights on the whole volume (a global 2D histogram).
+def _calibrate(data, mu, w, xm, targets, sample_ratios, bins=1024):
+    """Refit the two phase weights on the whole volume (global 2D histograms).
 
     The five weights are fitted on a sample; a sample that is not representative
     leaves the full-volume fractions off target. With centroids and feature weights
     fixed, the phase weights enter eq. (1) only as additive offsets of the log distances,
-    so the full-volume fractions for any (w_cbd, w_pore) follow from one joint histogram
-    of the two log-distance ratios: a small global quantity, computed in one pass.
+    so the full-volume fractions for any (w_cbd, w_pore) follow from joint histograms of
+    the log-distance ratios: small global quantities, computed in one pass.
     """
     import dask.array as da
-    from scipy.optimize import minimize
 
-    lo = np.percentile(sample_ratios, 0.5, axis=0) - 1.0
-    hi = np.percentile(sample_ratios, 99.5, axis=0) + 1.0
+    sr = np.column_stack([sample_ratios, sample_ratios[:, 0] - sample_ratios[:, 1]])
+    lo = np.percentile(sr, 0.1, axis=0) - 1.0
+    hi = np.percentile(sr, 99.9, axis=0) + 1.0
     r = data.map_overlap(_logratio_block, depth=1, boundary="reflect", trim=False, mu=mu,
                          w=np.ones(3), xm=xm, new_axis=0, chunks=((2,),) + data.chunks,
                          dtype=np.float32)
     a = da.clip(r[0], lo[0], hi[0]).ravel()
     b = da.clip(r[1], lo[1], hi[1]).ravel()
-    h, ea, eb = da.histogram2d(a, b, bins=bins, range=[[lo[0], hi[0]], [lo[1], hi[1]]])
-    (h,) = compute(h, label="k-means calibration histogram")
-    ea, eb = np.asarray(ea), np.asarray(eb)
-    ca, cb = 0.5 * (ea[1:] + ea[:-1]), 0.5 * (eb[1:] + eb[:-1])
-    target = np.array([targets[n] for n in _ORDER])
+    c = da.clip(r[0] - r[1], lo[2], hi[2]).ravel()
+    h_ab, ea, eb = da.histogram2d(a, b, bins=bins, range=[[lo[0], hi[0]], [lo[1], hi[1]]])
+    h_ac, _, ec = da.histogram2d(a, c, bins=bins, range=[[lo[0], hi[0]], [lo[2], hi[2]]])
+    h_ab, h_ac = compute(h_ab, h_ac, label="k-means calibration histograms")
+    frac = _Tables(np.asarray(h_ab), np.asarray(h_ac), np.asarray(ea), np.asarray(eb),
+                   np.asarray(ec))
+    # Nested bisection (the fractions are monotone in the offsets): for a CBD offset u,
+    # the pore offset v that gives the pore target; then u such that the CBD target holds.
+    span = float((hi - lo).max()) + 2.0
 
-    def cost(t):
-        return float(((_fractions_from_hist(h, ca, cb, t[0], t[1]) - target) ** 2).sum())
+    def v_for(u):
+        x0, x1 = -span - abs(u), span + abs(u)
+        for _ in range(60):
+            m = 0.5 * (x0 + x1)
+            if frac(u, m)[2] > targets["pore"]:
+                x0 = m  # too much pore: raise its offset
+            else:
+                x1 = m
+        return 0.5 * (x0 + x1)
 
-    x0 = np.log(w[1:])
-    best = minimize(cost, x0, method="Nelder-Mead",
-                    options={"initial_simplex": [x0, x0 + [0.3, 0], x0 + [0, 0.3]],
-                             "xatol": 1e-5, "fatol": 1e-12, "maxfev": 2000})
-    u, v = best.x
-    return np.array([1.0, np.exp(u), np.exp(v)]), _fractions_from_hist(h, ca, cb, u, v)
+    u0, u1 = -span, span
+    for _ in range(60):
+        u = 0.5 * (u0 + u1)
+        if frac(u, v_for(u))[1] > targets["cbd"]:
+            u0 = u
+        else:
+            u1 = u
+    u = 0.5 * (u0 + u1)
+    v = v_for(u)
+    return np.array([1.0, np.exp(u), np.exp(v)]), frac(u, v)
 
 
 def _features_block(p):
@@ -329,7 +379,7 @@ def kmeans(image, fractions, sample_voxels=100_000, maxfev=600, tolerance=0.005,
         :class:`ConvergenceError` beyond it.
     calibrate : bool
         After the fit on the sample, refit the two phase weights ``w_cbd, w_pore`` on the
-        whole volume from one global 2D histogram of log-distance ratios (400 x 400 bins),
+        whole volume from one global 2D histogram of log-distance ratios (two of 1024 x 1024 bins),
         so the full-volume fractions match the targets even when the sample is not
         representative. This step is this package's addition to the paper (which fits
         on the whole sampling window); ``False`` keeps the sample fit only.

@@ -1,9 +1,10 @@
 """Synthetic data with known ground truth (electrodes, tomograms, ToF-SIMS sections and
 cubes), generated lazily."""
 
+from .correlative import correlative
 from .electrode import electrode
 from .sims import SIMS_PHASES, SIMS_SPECTRA, sims_cube, sims_section
 from .tomogram import DEFAULT_CONTRAST, tomogram
 
-__all__ = ["electrode", "tomogram", "DEFAULT_CONTRAST", "sims_section", "sims_cube",
+__all__ = ["correlative", "electrode", "tomogram", "DEFAULT_CONTRAST", "sims_section", "sims_cube",
            "SIMS_SPECTRA", "SIMS_PHASES"]

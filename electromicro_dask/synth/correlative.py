@@ -25,7 +25,6 @@ from ..core.arrays import as_volume, default_chunks
 from ..core.errors import InputError
 from ..core.random import block_offsets, normal_block
 from .electrode import PHASES, electrode
-from .tomogram import DEFAULT_CONTRAST
 
 __all__ = ["correlative"]
 
