@@ -19,11 +19,16 @@ def client():
 
 @pytest.fixture(autouse=True)
 def _sync_scheduler_by_default(request):
-    """Tests without the ``client`` fixture use the threaded scheduler (fast, same graph)."""
+    """Tests without the ``client`` fixture use the threaded scheduler (fast, same graph).
+
+    Once the session's LocalCluster exists dask would pick p2p rechunking and shuffles,
+    which need that cluster; the threaded tests ask for task-based ones instead.
+    """
     if "client" in request.fixturenames:
         yield
     else:
-        with dask.config.set(scheduler="threads"):
+        with dask.config.set({"scheduler": "threads", "array.rechunk.method": "tasks",
+                              "dataframe.shuffle.method": "tasks"}):
             yield
 
 
