@@ -238,8 +238,9 @@ def as_volume(data, voxel_size=None, dims=None, chunks="auto", origin=None, name
         if d not in vs:
             raise InputError("voxel_size", f"a voxel size in um for dim {d!r} (data has no "
                              "coordinates)")
+        # The voxel size also rides along as an attr, so a length-1 axis keeps it.
         coords[d] = xr.Variable(d, _coordinate(arr.sizes[d], vs[d], float(org[d])),
-                                attrs={"units": "um"})
+                                attrs={"units": "um", "voxel_size": vs[d]})
     if coords:
         arr = arr.assign_coords(coords)
     for d in sdims:

@@ -1,5 +1,7 @@
 """connected_components against scipy.ndimage.label (the peer) on chunked 2D/3D data."""
 
+import os
+
 import dask.array as da
 import numpy as np
 import pytest
@@ -73,7 +75,7 @@ def test_bad_connectivity():
 
 
 def test_single_voxel_chunks_and_empty_mask():
-    mask = _blobs((9, 8, 7), 0.6, 0.5, seed=4)
+    mask = _blobs((6, 5, 4), 0.6, 0.5, seed=4)
     lab = connected_components(emd.as_volume(mask, voxel_size=1.0, chunks=1), connectivity=3)
     ref, n = ndi.label(mask, np.ones((3, 3, 3)))
     assert_same_partition(lab.values, ref)
@@ -82,7 +84,8 @@ def test_single_voxel_chunks_and_empty_mask():
     assert empty.attrs["n_labels"] == 0 and not empty.values.any()
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=int(os.environ.get("LABEL_EXAMPLES", 40)), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_property_random_masks_and_chunkings(data):
     ndim = data.draw(st.sampled_from([2, 3]))
@@ -99,3 +102,15 @@ def test_property_random_masks_and_chunkings(data):
     values = lab.values
     assert values.max(initial=0) == n
     assert_same_partition(values, ref)
+
+
+@pytest.mark.parametrize("chunks", [(5, 1, 1), (1, 1, 3), (2, 1, 4)])
+def test_thin_blocks_regression(chunks):
+    # Found by the property test: cc3d fails on 1x1xn blocks with 26-connectivity.
+    mask = np.random.default_rng(7).random((9, 4, 5)) < 0.77
+    for c in (1, 2, 3):
+        lab = connected_components(emd.as_volume(mask, voxel_size=1.0, chunks=chunks),
+                                   connectivity=c)
+        ref, n = ndi.label(mask, ndi.generate_binary_structure(3, c))
+        assert lab.attrs["n_labels"] == n
+        assert_same_partition(lab.values, ref)
