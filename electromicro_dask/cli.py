@@ -118,11 +118,17 @@ def ingest(src, store, name, voxel_size, dataset, shape, dtype):
     from .io import ingest as _ingest
 
     show_progress(True)
-    vs = None
-    if voxel_size is not None:
-        vals = [float(v) for v in voxel_size.split(",")]
-        vs = vals[0] if len(vals) == 1 else tuple(vals)
-    shp = tuple(int(v) for v in shape.split(",")) if shape else None
+    try:
+        vs = None
+        if voxel_size is not None:
+            vals = [float(v) for v in voxel_size.split(",")]
+            vs = vals[0] if len(vals) == 1 else tuple(vals)
+    except ValueError:
+        _fail(InputError("--voxel-size", f"one number or z,y,x in um, got {voxel_size!r}"))
+    try:
+        shp = tuple(int(v) for v in shape.split(",")) if shape else None
+    except ValueError:
+        _fail(InputError("--shape", f"z,y,x as integers, got {shape!r}"))
     try:
         _ingest(src, store, name=name, voxel_size=vs, dataset=dataset, shape=shp, dtype=dtype)
     except InputError as exc:

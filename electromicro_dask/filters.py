@@ -29,6 +29,14 @@ def _per_axis(value, ndim, argument):
     return vals
 
 
+def _spatial(image):
+    image = as_volume(image, argument="image")
+    if len(spatial_dims(image)) != image.ndim:
+        raise InputError("image", f"an image with spatial dims (z, y, x) only, got {image.dims}; "
+                         "select or reduce the other dims first")
+    return image
+
+
 def _wrap(image, data, name, params):
     out = image.copy(data=data)
     out.attrs = dict(image.attrs)
@@ -60,7 +68,7 @@ def median(image, size_voxels=3):
     >>> filters.median(img, size_voxels=3).shape
     (32, 32, 32)
     """
-    image = as_volume(image, argument="image")
+    image = _spatial(image)
     sizes = _per_axis(size_voxels, image.ndim, "size_voxels")
     if any(int(s) != s or s < 1 or s % 2 == 0 for s in sizes):
         raise InputError("size_voxels", f"odd positive integers, got {size_voxels!r}")
@@ -99,7 +107,7 @@ def gaussian(image, sigma_um=None, sigma_voxels=None, truncate=4.0):
     >>> float(filters.gaussian(img, sigma_um=1.0).max())
     0.0
     """
-    image = as_volume(image, argument="image")
+    image = _spatial(image)
     if (sigma_um is None) == (sigma_voxels is None):
         raise InputError("sigma_um", "exactly one of sigma_um or sigma_voxels")
     if sigma_um is not None:
@@ -164,9 +172,7 @@ def nl_means(image, patch_size_voxels=5, patch_distance_voxels=6, h=None, sigma=
     >>> filters.nl_means(img, sigma=0.3).dtype
     dtype('float32')
     """
-    image = as_volume(image, argument="image")
-    if image.ndim not in (2, 3):
-        raise InputError("image", f"a 2D or 3D image, got dims {image.dims}")
+    image = _spatial(image)
     ps, pd = int(patch_size_voxels), int(patch_distance_voxels)
     if ps < 1 or pd < 1:
         raise InputError("patch_size_voxels", "positive integers for patch size and distance")
@@ -193,28 +199,35 @@ def _out_grid(coord, step_in, step_out):
     return lo + step_out / 2.0 + step_out * np.arange(n_out)
 
 
-def _resample_block(sub, starts, axes_out, steps_in, origin_in, order, method, codes, k):
+def _resample_block(sub, starts, axes_out, steps_in, steps_out, origin_in, order, method, codes,
+                    ks):
+    import itertools
+
     from scipy import ndimage as ndi
 
     # Fractional input index of every output position, relative to the fetched sub-array.
     rel = [((ax - o) / s) - st for ax, o, s, st in zip(axes_out, origin_in, steps_in, starts)]
+
+    def nearest(positions):
+        idx = [np.clip(np.floor(p + 0.5).astype(np.int64), 0, n - 1)
+               for p, n in zip(positions, sub.shape)]
+        return sub[np.ix_(*idx)]
+
     if method in ("majority", "fractions"):
-        # Sample k points per axis inside each output voxel (k-fold supersampling).
-        offs = (np.arange(k) + 0.5) / k - 0.5
-        fine = [(r[:, None] + offs[None, :] * (so / s)).ravel()
-                for r, so, s in zip(rel, [a[1] - a[0] if len(a) > 1 else s for a, s in
-                                          zip(axes_out, steps_in)], steps_in)]
-        grid = np.meshgrid(*fine, indexing="ij")
-        vals = ndi.map_coordinates(sub, grid, order=0, mode="nearest")
-        shape = []
-        for r in rel:
-            shape += [len(r), k]
-        vals = vals.reshape(shape)
-        sub_axes = tuple(range(1, 2 * len(rel), 2))
-        counts = np.stack([(vals == c).sum(axis=sub_axes) for c in codes])
+        # ks[a] sample points along axis a inside each output voxel; one pass per offset
+        # combination keeps memory at (number of phases) x (output block).
+        counts = np.zeros((len(codes),) + tuple(len(r) for r in rel), dtype=np.int32)
+        offsets = [((np.arange(k) + 0.5) / k - 0.5) * (so / si)
+                   for k, so, si in zip(ks, steps_out, steps_in)]
+        for combo in itertools.product(*offsets):
+            vals = nearest([r + o for r, o in zip(rel, combo)])
+            for i, c in enumerate(codes):
+                counts[i] += vals == c
         if method == "fractions":
-            return (counts / float(k ** len(rel))).astype(np.float32)
+            return (counts / float(np.prod(ks))).astype(np.float32)
         return np.asarray(codes, dtype=sub.dtype)[np.argmax(counts, axis=0)]
+    if order == 0:
+        return nearest(rel).astype(sub.dtype)
     grid = np.meshgrid(*rel, indexing="ij")
     return ndi.map_coordinates(sub, grid, order=order, mode="nearest").astype(sub.dtype)
 
@@ -287,8 +300,11 @@ def resample(data, voxel_size, method=None, antialias=True):
             src = src.astype(data.dtype) if data.dtype.kind == "f" else src
     order = {"nearest": 0, "linear": 1, "cubic": 3}.get(method, 0)
     codes = sorted(data.attrs["phases"]) if is_seg else None
-    k = max(1, int(math.ceil(max(factors)))) if method in ("majority", "fractions") else 1
-    k = min(k, 8)
+    if method in ("majority", "fractions"):
+        ks = tuple(min(8, max(1, int(math.ceil(f - 1e-9)))) for f in factors)
+    else:
+        ks = (1,) * data.ndim
+    k = max(ks)
     axes_out = [_out_grid(data[d].values, i, o) for d, i, o in zip(dims, vs_in, vs_out)]
     origin = [float(data[d].values[0]) for d in dims]
     out_dtype = np.float32 if method == "fractions" else src.dtype
@@ -316,8 +332,8 @@ def resample(data, voxel_size, method=None, antialias=True):
         shape = tuple(len(a) for a in axs)
         if method == "fractions":
             shape = (len(codes),) + shape
-        blocks[idx] = sub.map_blocks(_resample_block, starts, axs, vs_in, origin, order, method,
-                                     codes, k, chunks=shape, dtype=out_dtype,
+        blocks[idx] = sub.map_blocks(_resample_block, starts, axs, vs_in, vs_out, origin, order,
+                                     method, codes, ks, chunks=shape, dtype=out_dtype,
                                      meta=np.empty((0,) * len(shape), out_dtype))
     out = _block_with_phase(blocks) if method == "fractions" else da.block(blocks.tolist())
     coords = {d: xr.Variable(d, a, attrs={"units": "um"}) for d, a in zip(dims, axes_out)}

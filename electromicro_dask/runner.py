@@ -277,10 +277,11 @@ def run(recipe, store=None, client=None, force=(), out=None, report=True, quiet=
 
 def _write(value, store, st, prov):
     if isinstance(value, xr.Dataset):
-        for w in st.written:
-            if w not in value:
-                raise RuntimeError(f"stage {st.name!r} returned no variable {w!r}")
-            _store.save(value[w], store, w, provenance=prov)
+        missing = [w for w in st.written if w not in value]
+        if missing:
+            raise RuntimeError(f"stage {st.name!r} returned no variable {missing[0]!r}")
+        # One computation for all outputs, so their shared upstream graph runs once.
+        _store.save_many({w: value[w] for w in st.written}, store, provenance=prov)
     elif isinstance(value, xr.DataArray):
         _store.save(value, store, st.name, provenance=prov)
     elif isinstance(value, (pd.DataFrame, pd.Series, dict)):

@@ -88,3 +88,14 @@ def test_filters_bad_input(vol):
         filters.gaussian(v)
     with pytest.raises(InputError, match="sigma_um"):
         filters.gaussian(v, sigma_um=(1, 2))
+
+
+def test_filters_refuse_non_spatial_dims():
+    import xarray as xr
+
+    cube = xr.DataArray(np.zeros((8, 8, 5)), dims=("y", "x", "mz"),
+                        coords={"y": np.arange(8.0), "x": np.arange(8.0), "mz": np.arange(5.0)})
+    with pytest.raises(InputError, match="spatial"):
+        filters.gaussian(cube, sigma_um=1.0)
+    with pytest.raises(InputError, match="spatial"):
+        filters.median(cube)

@@ -22,6 +22,33 @@ def test_label_resampling_chunk_invariant(seg, method):
     assert emd.voxel_size(a, ("z", "y", "x")) == pytest.approx((0.4, 0.4, 0.4))
 
 
+@pytest.mark.parametrize("method", ["nearest", "majority", "fractions"])
+def test_label_resampling_independent_of_output_chunks(seg, method):
+    import dask
+
+    small = seg.isel(z=slice(0, 12), y=slice(0, 60), x=slice(0, 44))
+    a = filters.resample(small, 0.4, method=method)
+    with dask.config.set({"electromicro.chunk-bytes": 64}):  # output blocks of 1-4 voxels
+        b = filters.resample(small, 0.4, method=method)
+    assert b.data.npartitions > 10 * a.data.npartitions
+    np.testing.assert_array_equal(a.values, b.values)
+
+
+def test_majority_against_block_mode():
+    # Integer factor 4 along y and x: majority equals the mode of each 4 x 4 block.
+    rng = np.random.default_rng(3)
+    arr = rng.integers(0, 3, (2, 40, 40)).astype(np.uint8)
+    seg = emd.as_volume(arr, voxel_size=(0.4, 0.1, 0.1), chunks=(1, 13, 17))
+    seg.attrs["phases"] = {0: "pore", 1: "cbd", 2: "am"}
+    out = filters.resample(seg, 0.4, method="majority").values
+    blocks = arr.reshape(2, 10, 4, 10, 4)
+    counts = np.stack([(blocks == c).sum(axis=(2, 4)) for c in range(3)])
+    expect = np.argmax(counts, axis=0)
+    np.testing.assert_array_equal(out, expect)
+    frac = filters.resample(seg, 0.4, method="fractions").values
+    np.testing.assert_allclose(frac, counts / 16.0)
+
+
 def test_label_resampling_keeps_fractions(seg):
     ref = measure.volume_fractions(seg)
     near = measure.volume_fractions(filters.resample(seg, 0.4, method="nearest"))

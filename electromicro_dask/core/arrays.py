@@ -280,6 +280,9 @@ def as_segmentation(data, phases=None, voxel_size=None, argument="phases"):
         raise InputError(argument, f"an integer label array, got dtype {arr.dtype}")
     top = max(table)
     dtype = np.uint8 if top < 256 else np.uint16
+    if arr.dtype != dtype and np.dtype(arr.dtype).itemsize > np.dtype(dtype).itemsize:
+        # Narrowing could wrap codes (300 -> 44): keep the wider type instead.
+        dtype = arr.dtype if arr.dtype.kind == "u" else np.uint32
     if arr.dtype != dtype:
         arr = arr.astype(dtype)
     arr.attrs["phases"] = table

@@ -40,7 +40,10 @@ def _linear_index(shape, offset, global_shape):
 
 def uniform_block(shape, offset, global_shape, seed, stream=0):
     """Uniform numbers in [0, 1) for the block at ``offset`` of a ``global_shape`` array."""
-    key = _splitmix64(np.uint64(seed) * np.uint64(1000003) + np.uint64(stream))
+    # Any Python int is a valid seed: reduced modulo 2**64 (negative seeds included).
+    seed = np.uint64(int(seed) % 2**64)
+    with np.errstate(over="ignore"):
+        key = _splitmix64(seed * np.uint64(1000003) + np.uint64(int(stream) % 2**64))
     with np.errstate(over="ignore"):
         bits = _splitmix64(_linear_index(shape, offset, global_shape) ^ key)
     return (bits >> np.uint64(11)).astype(np.float64) * (1.0 / 9007199254740992.0)

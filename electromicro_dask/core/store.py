@@ -29,7 +29,7 @@ from .arrays import as_volume
 from .errors import InputError, StoreError
 from .progress import compute
 
-__all__ = ["open_store", "save", "save_table", "open_table", "tables", "provenance_hash",
+__all__ = ["open_store", "save", "save_many", "save_table", "open_table", "tables", "provenance_hash",
            "variables", "delete", "jsonable"]
 
 _NAME_OK = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
@@ -199,73 +199,115 @@ def save(data, path, name, provenance=None, overwrite=True, image=None):
     >>> v = as_volume(np.zeros((8, 8, 8), "uint8"), voxel_size=0.5)
     >>> save(v, "sample.zarr", "raw")                           # doctest: +SKIP
     """
-    path = Path(path)
+    return save_many({name: data}, path, provenance=provenance, overwrite=overwrite,
+                     image=image)[name]
+
+
+def _check_name(name):
     if not isinstance(name, str) or not name or not set(name) <= _NAME_OK or name[0] in "_-.":
         raise InputError("name", f"a variable name of letters, digits, '_' or '-', got {name!r}")
-    if not isinstance(data, xr.DataArray):
-        raise InputError("data", "an xarray.DataArray (use as_volume() first)")
-    arr = as_volume(data, argument="data")
-    if name in arr.dims:
-        raise InputError("name", f"a name that is not a dimension ({arr.dims}), got {name!r}")
-    arr = _regular_chunks(arr)
 
-    root = _open_root(path)
-    existing = set(root.array_keys())
-    if name in existing and not overwrite:
-        raise InputError("name", f"a variable not yet in {str(path)!r} (or overwrite=True), "
-                         f"got {name!r}")
-    # Coordinates already in the store must agree with the new variable's: checked
-    # before anything is computed or written, so a mismatch leaves the store as it was.
-    if existing:
-        current = open_store(path)
-        for d in arr.dims:
-            if d in current.coords:
-                old = current.coords[d].values
-                new = arr.coords[d].values
-                if old.shape != new.shape or not np.allclose(old, new, rtol=1e-9, atol=0):
-                    raise InputError("data", f"coordinates along {d!r} equal to those in the "
-                                     f"store ({old.size} values from {old[0]:g} um); got "
-                                     f"{new.size} from {new[0]:g} um. Save it to another store.")
 
+def _record(provenance, token=None):
+    """The provenance record of a write: given fields plus version, hash and time."""
     prov = dict(jsonable(provenance or {}))
     prov.setdefault("function", "")
     prov.setdefault("parameters", {})
     prov.setdefault("inputs", [])
     prov["version"] = _version()
-    prov.setdefault("hash", provenance_hash(prov["function"], prov["parameters"], prov["inputs"]))
+    if "hash" not in prov:
+        # Without a recipe's provenance the data itself (its dask token) makes the hash, so
+        # replacing an input by hand invalidates every stage that read it.
+        extra = [token] if token is not None else []
+        prov["hash"] = provenance_hash(prov["function"], prov["parameters"],
+                                       prov["inputs"] + extra)
     prov["created"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-    attrs = jsonable(arr.attrs)
-    attrs["provenance"] = prov
-    arr = arr.copy()
-    arr.attrs = attrs
-    arr.name = name
+    return prov
 
+
+def save_many(arrays, path, provenance=None, overwrite=True, image=None):
+    """Write several variables with one computation (shared upstream work runs once).
+
+    ``arrays`` maps names to DataArrays on compatible grids; each is written atomically as
+    :func:`save` does and gets the same ``provenance``. Returns ``{name: record}``.
+    """
+    from dask.base import tokenize
+
+    path = Path(path)
+    if not arrays:
+        raise InputError("arrays", "one or more {name: DataArray}")
+    prepared = {}
+    for name, data in arrays.items():
+        _check_name(name)
+        if not isinstance(data, xr.DataArray):
+            raise InputError("data", "an xarray.DataArray (use as_volume() first)")
+        arr = as_volume(data, argument="data")
+        if name in arr.dims:
+            raise InputError("name", f"a name that is not a dimension ({arr.dims}), got {name!r}")
+        prepared[name] = _regular_chunks(arr)
+
+    root = _open_root(path)
+    existing = set(root.array_keys())
+    clash = [n for n in prepared if n in existing]
+    if clash and not overwrite:
+        raise InputError("name", f"a variable not yet in {str(path)!r} (or overwrite=True), "
+                         f"got {clash[0]!r}")
+    # Coordinates already in the store (or in another of the arrays) must agree with each
+    # new variable's: checked before anything is computed or written, so a mismatch leaves
+    # the store as it was.
+    seen = {}
+    if existing:
+        current = open_store(path)
+        seen = {d: current.coords[d].values for d in current.coords}
+    for arr in prepared.values():
+        for d in arr.dims:
+            new = arr.coords[d].values
+            if d in seen:
+                old = seen[d]
+                if old.shape != new.shape or not np.allclose(old, new, rtol=1e-9, atol=0):
+                    raise InputError("data", f"coordinates along {d!r} equal to those in the "
+                                     f"store ({old.size} values from {old[0]:g} um); got "
+                                     f"{new.size} from {new[0]:g} um. Save it to another store.")
+            seen[d] = new
+
+    records, variables, encoding = {}, {}, {}
+    for name, arr in prepared.items():
+        prov = _record(provenance, tokenize(arr.data))
+        attrs = jsonable(arr.attrs)
+        attrs["provenance"] = prov
+        arr = arr.copy()
+        arr.attrs = attrs
+        arr.name = name
+        arr = arr.drop_vars([c for c in arr.coords if c not in arr.dims])
+        variables[name] = arr
+        records[name] = prov
+        if isinstance(arr.data, da.Array):
+            encoding[name] = {"chunks": tuple(c[0] for c in arr.chunks)}
+
+    names = ", ".join(repr(n) for n in variables)
     staging = _staging_dir(path) / uuid.uuid4().hex
     staging.parent.mkdir(parents=True, exist_ok=True)
     try:
-        ds = arr.to_dataset(name=name)
-        ds = ds.drop_vars([c for c in ds.coords if c not in arr.dims])
-        encoding = {}
-        if isinstance(arr.data, da.Array):
-            encoding[name] = {"chunks": tuple(c[0] for c in arr.chunks)}
+        ds = xr.Dataset(variables)
         delayed = ds.to_zarr(staging, mode="w-", zarr_format=3, consolidated=False,
                              compute=False, encoding=encoding)
-        compute(delayed, label=f"writing {name!r} to {path}")
-        # Everything is on disk: move it in, coordinates first, the variable last.
-        for d in arr.dims:
+        compute(delayed, label=f"writing {names} to {path}")
+        # Everything is on disk: move it in, coordinates first, the variables last.
+        for d in ds.dims:
             if not (path / d).exists():
                 os.rename(staging / d, path / d)
-        if (path / name).exists():
-            trash = _staging_dir(path) / f"trash-{uuid.uuid4().hex}"
-            os.rename(path / name, trash)
-            os.rename(staging / name, path / name)
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            os.rename(staging / name, path / name)
+        for name in variables:
+            if (path / name).exists():
+                trash = _staging_dir(path) / f"trash-{uuid.uuid4().hex}"
+                os.rename(path / name, trash)
+                os.rename(staging / name, path / name)
+                shutil.rmtree(trash, ignore_errors=True)
+            else:
+                os.rename(staging / name, path / name)
     except InputError:
         raise
     except Exception as exc:
-        raise StoreError(f"writing {name!r} to {str(path)!r} failed; the store is unchanged "
+        raise StoreError(f"writing {names} to {str(path)!r} failed; the store is unchanged "
                          f"({type(exc).__name__}: {exc})") from exc
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -274,9 +316,10 @@ def save(data, path, name, provenance=None, overwrite=True, image=None):
         except OSError:
             pass
 
-    image = len([d for d in arr.dims if d in ("z", "y", "x")]) >= 2 if image is None else image
-    _update_ngff(path, arr, name, image)
-    return prov
+    for name, arr in variables.items():
+        img = len([d for d in arr.dims if d in ("z", "y", "x")]) >= 2 if image is None else image
+        _update_ngff(path, arr, name, img)
+    return records
 
 
 def _open_root(path):
@@ -340,13 +383,7 @@ def save_table(table, path, name, provenance=None):
     if not isinstance(name, str) or not name or not set(name) <= _NAME_OK:
         raise InputError("name", f"a table name of letters, digits, '_' or '-', got {name!r}")
     _open_root(path)
-    prov = dict(jsonable(provenance or {}))
-    prov.setdefault("function", "")
-    prov.setdefault("parameters", {})
-    prov.setdefault("inputs", [])
-    prov["version"] = _version()
-    prov.setdefault("hash", provenance_hash(prov["function"], prov["parameters"], prov["inputs"]))
-    prov["created"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    prov = _record(provenance, _table_token(table))
     if isinstance(table, pd.Series):
         body = {"kind": "series", "name": table.name, "index_name": table.index.name,
                 "data": json.loads(table.to_json(orient="split"))}
@@ -364,6 +401,15 @@ def save_table(table, path, name, provenance=None):
     tmp.write_text(json.dumps(body, indent=1))
     os.replace(tmp, d / f"{name}.json")
     return prov
+
+
+def _table_token(table):
+    from dask.base import tokenize
+
+    try:
+        return tokenize(table)
+    except Exception:  # an untokenizable dict: the hash then follows the provenance only
+        return None
 
 
 def open_table(path, name, with_provenance=False):

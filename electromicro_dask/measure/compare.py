@@ -21,8 +21,10 @@ def confusion(seg_a, seg_b):
     b = as_segmentation(seg_b, argument="seg_b")
     check_same_grid(a, b, "seg_b")
     ta, tb = a.attrs["phases"], b.attrs["phases"]
-    na, nb = max(ta) + 1, max(tb) + 1
-    pair = a.data.astype(np.int64) * nb + b.data.astype(np.int64)
+    # Codes outside a table go to an overflow row/column, never into another phase's cell.
+    na, nb = max(ta) + 2, max(tb) + 2
+    pair = (da.minimum(a.data.astype(np.int64), na - 1) * nb
+            + da.minimum(b.data.astype(np.int64), nb - 1))
     (counts,) = compute(da.bincount(pair.ravel(), minlength=na * nb), label="confusion")
     counts = counts[: na * nb].reshape(na, nb)
     return pd.DataFrame(counts[np.ix_(list(ta), list(tb))], index=list(ta.values()),

@@ -96,7 +96,8 @@ def _props(particles):
 
 
 def _threshold(filtered, fractions):
-    return segment.threshold(filtered, fractions=fractions)
+    # threshold() reads the mapping dark to bright; tomograms show pore < cbd < am.
+    return segment.threshold(filtered, fractions={p: fractions[p] for p in ("pore", "cbd", "am")})
 
 
 def _profile_truth(truth_phases):

@@ -100,10 +100,10 @@ def threshold(image, fractions=None, phases=("pore", "cbd", "am"), seed=0):
         data = data.map_blocks(_jitter, int(seed), data.shape, dtype=np.float64)
     elif data.dtype.kind != "f":
         raise InputError("image", f"a numeric grey-value image, got dtype {data.dtype}")
-    lo, hi, nan = compute(da.nanmin(data), da.nanmax(data), da.isnan(data).any(),
+    lo, hi, bad = compute(da.nanmin(data), da.nanmax(data), (~da.isfinite(data)).any(),
                           label="grey-value range")
-    if nan:
-        raise InputError("image", "grey values without NaN")
+    if bad:
+        raise InputError("image", "finite grey values (found NaN or inf)")
     lo, hi = float(lo), float(hi)
     if hi <= lo:
         hi = lo + 1.0

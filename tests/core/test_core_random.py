@@ -20,3 +20,9 @@ def test_distribution_moments():
     assert abs(n.mean()) < 0.01 and abs(n.std() - 1) < 0.01
     # Neighbouring values are uncorrelated.
     assert abs(np.corrcoef(n[:, :-1].ravel(), n[:, 1:].ravel())[0, 1]) < 0.01
+
+
+def test_any_int_seed():
+    a = uniform_block((4, 4), (0, 0), (4, 4), seed=-1)
+    b = uniform_block((4, 4), (0, 0), (4, 4), seed=2**64 - 1)
+    np.testing.assert_array_equal(a, b)

@@ -68,3 +68,12 @@ def test_compare_mismatched_grid():
     b = _seg(np.zeros((4, 4, 5), np.uint8))
     with pytest.raises(InputError, match="seg_b"):
         measure.compare(a, b)
+
+
+def test_codes_outside_table_never_count_as_a_phase():
+    a = _seg(np.array([[0, 1], [1, 1]], np.uint8), phases={0: "pore", 1: "am"})
+    b = _seg(np.array([[0, 1], [2, 1]], np.uint8), phases={0: "pore", 1: "am"})  # 2: unknown
+    cm = measure.confusion(a, b)
+    assert cm.loc["am", "am"] == 2 and cm.loc["am", "pore"] == 0 and cm.values.sum() == 3
+    wide = _seg(np.array([[0, 300]], np.uint16), phases={0: "pore", 44: "cbd"})
+    assert measure.volume_fractions(wide)["cbd"] == 0.0

@@ -73,3 +73,6 @@ def test_bad_fractions(sample):
     nan = img.copy(data=img.data.map_blocks(lambda b: np.where(b > 0.95, np.nan, b)))
     with pytest.raises(InputError, match="NaN"):
         segment.threshold(nan, fractions={"pore": 0.5, "am": 0.5})
+    inf = img.copy(data=img.data.map_blocks(lambda b: np.where(b > 0.95, np.inf, b)))
+    with pytest.raises(InputError, match="inf"):
+        segment.threshold(inf, fractions={"pore": 0.5, "am": 0.5})
