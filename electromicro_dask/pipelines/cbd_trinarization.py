@@ -152,24 +152,15 @@ def agreement(*segs, names):
 
 
 def descriptors(*segs, names):
-    """Descriptor table per method (seed 002 Table 2: fractions and, where the measure
-    package provides ``surface_area``, the specific surface area per phase and S_Int)."""
+    """Descriptor table per method (seed 002 Table 2: fractions, specific surface area per
+    phase and S_Int)."""
     import pandas as pd
 
     rows = {}
-    surface = getattr(measure, "surface_area", None)
     for method, s in _named(segs, names).items():
         row = {f"fraction_{p}": float(v) for p, v in measure.volume_fractions(s).items()}
-        if surface is not None:
-            try:
-                try:
-                    sa = surface(s, s_int=True)  # seed 002's S_Int as well
-                except TypeError:
-                    sa = surface(s)
-                items = sa.items() if hasattr(sa, "items") else []
-                row.update({f"S_{p} (1/um)": float(v) for p, v in items})
-            except Exception as exc:  # descriptor helper still in progress elsewhere
-                row["surface_area_error"] = f"{type(exc).__name__}: {exc}"
+        sa = measure.surface_area(s, s_int=True)  # seed 002's S_Int as well
+        row.update({f"S_{p} (1/um)": float(v) for p, v in sa.items()})
         rows[method] = row
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("method")
 

@@ -110,7 +110,10 @@ def generate_volume(slicegan_model, training_image, depth_voxels, chunk_voxels, 
     model = model_from_table(slicegan_model)
     ny, nx = training_image.shape
     vol = slicegan.generate(model, (depth_voxels, ny, nx), chunks=(chunk_voxels,) * 3, seed=seed)
-    vs = model.spacing_um or 1.0
+    # SliceGAN makes isotropic voxels of the training image's pixel size.
+    from ..core.arrays import voxel_size
+
+    vs = voxel_size(training_image, ("y", "x"))[0]
     return vol.assign_coords(y=training_image.coords["y"].values, x=training_image.coords["x"].values,
                              z=np.arange(depth_voxels) * vs)
 
