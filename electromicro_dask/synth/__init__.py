@@ -3,8 +3,10 @@ cubes), generated lazily."""
 
 from .correlative import correlative
 from .electrode import electrode
+from .pfib import PFIB_CONTRAST, PFIB_PHASES, pfib_electrode, pfib_stack
 from .sims import SIMS_PHASES, SIMS_SPECTRA, sims_cube, sims_section
 from .tomogram import DEFAULT_CONTRAST, tomogram
 
 __all__ = ["correlative", "electrode", "tomogram", "DEFAULT_CONTRAST", "sims_section", "sims_cube",
-           "SIMS_SPECTRA", "SIMS_PHASES"]
+           "SIMS_SPECTRA", "SIMS_PHASES", "pfib_electrode", "pfib_stack", "PFIB_PHASES",
+           "PFIB_CONTRAST"]
