@@ -189,6 +189,9 @@ def run(recipe, store=None, client=None, force=(), out=None, report=True, quiet=
     if bad:
         raise InputError("force", f"stage names of this pipeline, one of {[s.name for s in stages]}; "
                          f"got {bad}")
+    # A run owns its store: clear what an earlier killed write may have left.
+    if _store.clear_staging(store) and not quiet:
+        _say(f"removed leftovers of an interrupted write beside {store}")
     stored = _stored_hashes(store)
     made = set()
     for st in stages:

@@ -129,6 +129,23 @@ def _staging_dir(path):
     return path.parent / f".{path.name}.staging"
 
 
+def clear_staging(path):
+    """Remove what killed writes left behind: the staging folder beside the store and
+    zarr's orphan ``*.partial`` files inside it. Only call it when no other process is
+    writing to this store (the runner does, at the start of a run)."""
+    path = Path(path)
+    removed = 0
+    staging = _staging_dir(path)
+    if staging.exists():
+        removed += sum(1 for _ in staging.iterdir())
+        shutil.rmtree(staging, ignore_errors=True)
+    if path.is_dir():
+        for f in path.rglob("*.partial"):
+            f.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
 def _regular_chunks(arr):
     """zarr needs equal chunks (the last may be smaller): re-chunk dask arrays if not."""
     chunks = arr.chunks
