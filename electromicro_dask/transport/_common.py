@@ -7,6 +7,8 @@ so in their docstrings and refuse volumes over a configurable memory cap.
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 
 from ..core.arrays import as_segmentation, spatial_dims, voxel_size
@@ -28,6 +30,22 @@ def _torch():
         raise ImportError("electromicro_dask.transport needs PyTorch: pip install "
                           "'electromicro-dask[ml]' (CPU: install the CPU wheel first)") from None
     return torch
+
+
+@contextlib.contextmanager
+def _threads(n, device):
+    """One intra-op thread for small CPU solves: a thread pool's sync per stencil op costs
+    more than it saves below ~10^6 voxels, and much more on a loaded machine."""
+    torch = _torch()
+    if device.type != "cpu" or n >= 2**20:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def resolve_device(device):

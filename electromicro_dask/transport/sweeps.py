@@ -104,7 +104,7 @@ def sweep(fn, cases, client=None, gpu=None):
     >>> table = sweep(tortuosity_factor, [{"phases": seg, "axis": ax, "device": "cpu"}
     ...                                   for ax in ("z", "y", "x")])
     >>> table[["axis", "tau"]].round(3).values.tolist()
-    [['z', 1.0], ['y', 1.556], ['x', 1.556]]
+    [['z', 1.0], ['y', 1.346], ['x', 1.346]]
     """
     if not callable(fn):
         raise InputError("fn", f"a callable solver, got {fn!r}")
