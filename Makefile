@@ -30,7 +30,7 @@ demo: $(VENV)/.base
 	$(VENV)/bin/electromicro demo --out $(DEMO_OUT)
 
 test: $(VENV)/.test
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+	$(PY) -m pytest -q --durations=25 $(PYTEST_ARGS)
 
 bench: $(VENV)/.test
 	$(PY) benchmarks/run_all.py
