@@ -13,6 +13,7 @@ PIPELINES = {
     "tofsims": "electromicro_dask.pipelines.tofsims",
     "cbd_trinarization": "electromicro_dask.pipelines.cbd_trinarization",
     "slicegan": "electromicro_dask.pipelines.slicegan",
+    "swaxs_ct": "electromicro_dask.pipelines.swaxs_ct",
 }
 
 

@@ -1,6 +1,16 @@
 """Scattering tomography of whole cells (seed 004): SAXS/WAXS maps from SWAXS-CT."""
 
+from .agglomerates import agglomerates, size_distribution
 from .dstar import d_star, d_star_profile
 from .integrate import integrate, load_geometry
+from .maps import (SAXS_WINDOW, TABLE1_WINDOWS, composite, dominant_window, saxs_intensity,
+                   window_sums)
+from .reconstruct import reconstruct
+from .unroll import find_casing, polar_unroll, winding_pitch
+from .sinogram import assemble, find_center, merge_subsets, normalize_i0, shift_center
 
-__all__ = ["d_star", "d_star_profile", "integrate", "load_geometry"]
+__all__ = ["d_star", "d_star_profile", "integrate", "load_geometry", "reconstruct",
+           "assemble", "find_center", "merge_subsets", "normalize_i0", "shift_center",
+           "window_sums", "dominant_window", "saxs_intensity", "composite", "TABLE1_WINDOWS",
+           "SAXS_WINDOW", "find_casing", "polar_unroll", "winding_pitch", "agglomerates",
+           "size_distribution"]

@@ -164,7 +164,7 @@ def wound_cell(size=128, pixel_um=20.0, n_angles=60, subsets=3, radius_um=1200.0
         Linear q bins (1/A) of the SAXS and WAXS parts of the ``q`` axis.
     seed : int
     chunks : int, optional
-        Angles per chunk of the sinogram (default: one subset... about 2 MiB).
+        Angles per chunk of the sinogram (default: about 2 MiB per chunk).
 
     Returns
     -------
