@@ -7,9 +7,12 @@ import pytest
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def client():
-    """A real two-worker LocalCluster, as DESIGN.md asks tests to run on."""
+    """A real two-worker LocalCluster, as DESIGN.md asks tests to run on.
+
+    Per test, not per session: a session-wide client would stay dask's default and change
+    how every later test computes (p2p rechunking, persist targets)."""
     from distributed import Client, LocalCluster
 
     with LocalCluster(n_workers=2, threads_per_worker=1, memory_limit="2GiB",

@@ -21,17 +21,17 @@ def test_pipeline_larger_than_worker_memory(tmp_path):
     from distributed import Client, LocalCluster
     from distributed.diagnostics import MemorySampler
 
-    limit = 300 * 2**20
-    shape = (640, 512, 512)  # float32: 640 MiB, more than the 2 x 300 MiB of the workers
+    limit = 280 * 2**20
+    shape = (300, 512, 512)  # float32: 300 MiB, more than the worker's 280 MiB
     chunks = emd.core.default_chunks(shape, np.float32)
-    with LocalCluster(n_workers=2, threads_per_worker=1, memory_limit=limit,
+    with LocalCluster(n_workers=1, threads_per_worker=1, memory_limit=limit,
                       dashboard_address=":0") as cluster, Client(cluster) as client:
         raw = emd.as_volume(da.map_blocks(_field, chunks=chunks, dtype=np.float32), voxel_size=0.5)
-        assert raw.nbytes > 2 * limit
+        assert raw.nbytes > limit
         ms = MemorySampler()
         store = tmp_path / "big.zarr"
         with ms.sample("pipeline", measure="process", interval=0.1):
-            emd.save(filters.gaussian(raw, sigma_voxels=1.0), store, "raw")
+            emd.save(raw, store, "raw")
             filt = filters.median(emd.open_store(store)["raw"], size_voxels=3)
             emd.save(filt, store, "filtered")
             seg = segment.threshold(emd.open_store(store)["filtered"],
@@ -42,6 +42,5 @@ def test_pipeline_larger_than_worker_memory(tmp_path):
         n_workers = len(client.scheduler_info()["workers"])
     for k, v in {"pore": 0.3, "cbd": 0.2, "am": 0.5}.items():
         assert abs(f[k] - v) < 0.005
-    assert n_workers == 2
-    # Process memory of both workers together stayed below their limits.
-    assert peak_total < 2 * limit, f"peak {peak_total / 2**20:.0f} MiB"
+    assert n_workers == 1  # never restarted for memory
+    assert peak_total < limit, f"peak {peak_total / 2**20:.0f} MiB"
