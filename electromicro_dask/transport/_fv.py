@@ -90,25 +90,7 @@ class _Operator:
 
     def bind(self, x, out):
         """``out = A x`` as a closure over precomputed views (slicing costs ~20 us a call)."""
-        torch = self.torch
-        terms = []
-        for ax, ga in enumerate(self.g):
-            n = x.shape[ax]
-            terms.append((out.narrow(ax, 0, n - 1), ga, x.narrow(ax, 1, n - 1)))
-            terms.append((out.narrow(ax, 1, n - 1), ga, x.narrow(ax, 0, n - 1)))
-        for ax, w in enumerate(self.wrap):
-            if w is not None:
-                terms.append((out.select(ax, 0), w, x.select(ax, -1)))
-                terms.append((out.select(ax, -1), w, x.select(ax, 0)))
-        diag = self.diag
-
-        def apply():
-            torch.mul(diag, x, out=out)
-            for o, g, xi in terms:
-                o.addcmul_(g, xi, value=-1.0)
-            return out
-
-        return apply
+        return bind_stencil(self.torch, self.g, self.wrap, self.diag, x, out)
 
     def matvec(self, x, out):
         return self.bind(x, out)()
@@ -212,3 +194,27 @@ def flux_per_slice(x, sigma, spacing):
     inlet = (2.0 * sigma[0] * aoh * (1.0 - x[0])).sum()
     outlet = (2.0 * sigma[-1] * aoh * x[-1]).sum()
     return np.concatenate([[inlet], internal, [outlet]])
+
+
+def bind_stencil(torch, g, wrap, diag, x, out):
+    """Closure computing ``out = diag * x - sum_faces g * x_neighbour`` (the 7-point
+    finite-volume operator, with optional periodic wrap faces) over precomputed views."""
+    terms = []
+    for ax, ga in enumerate(g):
+        n = x.shape[ax]
+        if n < 2:
+            continue
+        terms.append((out.narrow(ax, 0, n - 1), ga, x.narrow(ax, 1, n - 1)))
+        terms.append((out.narrow(ax, 1, n - 1), ga, x.narrow(ax, 0, n - 1)))
+    for ax, w in enumerate(wrap):
+        if w is not None:
+            terms.append((out.select(ax, 0), w, x.select(ax, -1)))
+            terms.append((out.select(ax, -1), w, x.select(ax, 0)))
+
+    def apply():
+        torch.mul(diag, x, out=out)
+        for o, ga, xi in terms:
+            o.addcmul_(ga, xi, value=-1.0)
+        return out
+
+    return apply

@@ -55,27 +55,9 @@ class _Level:
         self.buf_z = torch.empty(self.shape, dtype=dtype, device=dtrue.device)
 
     def bind(self, x, out):
-        torch = _torch()
-        terms = []
-        for ax, ga in enumerate(self.g):
-            n = x.shape[ax]
-            if n < 2:
-                continue
-            terms.append((out.narrow(ax, 0, n - 1), ga, x.narrow(ax, 1, n - 1)))
-            terms.append((out.narrow(ax, 1, n - 1), ga, x.narrow(ax, 0, n - 1)))
-        for ax, w in enumerate(self.wrap):
-            if w is not None:
-                terms.append((out.select(ax, 0), w, x.select(ax, -1)))
-                terms.append((out.select(ax, -1), w, x.select(ax, 0)))
-        diag = self.diag
+        from ._fv import bind_stencil
 
-        def apply():
-            torch.mul(diag, x, out=out)
-            for o, g, xi in terms:
-                o.addcmul_(g, xi, value=-1.0)
-            return out
-
-        return apply
+        return bind_stencil(_torch(), self.g, self.wrap, self.diag, x, out)
 
     def restrict(self, r):
         """Block sums (``P^T r``)."""
