@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 
 from ._common import _torch
+from ._fv import bind_stencil
 
 __all__ = []
 
@@ -55,8 +56,6 @@ class _Level:
         self.buf_z = torch.empty(self.shape, dtype=dtype, device=dtrue.device)
 
     def bind(self, x, out):
-        from ._fv import bind_stencil
-
         return bind_stencil(_torch(), self.g, self.wrap, self.diag, x, out)
 
     def restrict(self, r):
