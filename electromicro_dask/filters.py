@@ -5,6 +5,11 @@ Each filter runs a whole-array kernel (scipy / scikit-image) on overlapping bloc
 volume's outer faces (``boundary="none"``): a block on the border then sees exactly what
 the kernel sees on the whole array, so results equal the whole-array call for any
 chunking (DESIGN.md rule 2).
+
+An image read unchanged from the store (:func:`~electromicro_dask.open_store`) is filtered
+without ``map_overlap``: each output block reads its own block plus the halo from zarr
+(:mod:`electromicro_dask.core.halo`), so tasks are independent and memory stays one padded
+block per task however large the volume; the result is the same.
 """
 
 from __future__ import annotations
@@ -13,11 +18,13 @@ import math
 
 import dask.array as da
 import numpy as np
+import scipy.ndimage as ndi
 from dask_image import ndfilters
 
 from .core.arrays import as_volume, spatial_dims
 from .core.arrays import voxel_size as _voxel_size_of
 from .core.errors import InputError
+from .core.halo import map_halo
 
 __all__ = ["median", "gaussian", "nl_means", "resample"]
 
@@ -42,6 +49,25 @@ def _wrap(image, data, name, params):
     out.attrs = dict(image.attrs)
     out.attrs["filter"] = {"name": name, **params}
     return out
+
+
+def _median_block(block, size):
+    return ndi.median_filter(block, size=size, mode="reflect")
+
+
+def gaussian_depth(sigma, truncate=4.0):
+    """Halo (voxels per axis) of a Gaussian filter: scipy's kernel radius."""
+    return [int(truncate * float(s) + 0.5) for s in sigma]
+
+
+def gaussian_block(block, sigma, truncate=4.0, lut=None):
+    """The Gaussian filter of one padded block (float32 unless float64), optionally of
+    ``lut[block]`` (a look-up table applied first, as synth.tomogram does)."""
+    if lut is not None:
+        block = lut[block]
+    if block.dtype != np.float64:
+        block = block.astype(np.float32, copy=False)
+    return ndi.gaussian_filter(block, sigma=sigma, mode="reflect", truncate=truncate)
 
 
 def median(image, size_voxels=3):
@@ -73,7 +99,12 @@ def median(image, size_voxels=3):
     if any(int(s) != s or s < 1 or s % 2 == 0 for s in sizes):
         raise InputError("size_voxels", f"odd positive integers, got {size_voxels!r}")
     sizes = tuple(int(s) for s in sizes)
-    data = ndfilters.median_filter(image.data, size=sizes, mode="reflect")
+    # Read straight from the store, each block reads its own halo (core.halo): no
+    # in-memory halo exchange, so memory stays one block per task.
+    data = map_halo(image.data, _median_block, [s // 2 for s in sizes], image.dtype,
+                    size=sizes)
+    if data is None:
+        data = ndfilters.median_filter(image.data, size=sizes, mode="reflect")
     return _wrap(image, data, "median", {"size_voxels": list(sizes)})
 
 
@@ -121,9 +152,14 @@ def gaussian(image, sigma_um=None, sigma_voxels=None, truncate=4.0):
     if any(not (math.isfinite(v) and v >= 0) for v in sig):
         raise InputError(argname, f"non-negative values, got {sigma_um or sigma_voxels!r}")
     data = image.data
-    if data.dtype != np.float64:
-        data = data.astype(np.float32)
-    data = ndfilters.gaussian_filter(data, sigma=sig, mode="reflect", truncate=truncate)
+    out_dtype = np.float64 if data.dtype == np.float64 else np.float32
+    halo = map_halo(data, gaussian_block, gaussian_depth(sig, truncate), out_dtype,
+                    sigma=sig, truncate=truncate)
+    if halo is not None:
+        data = halo
+    else:
+        data = data.astype(out_dtype) if data.dtype != out_dtype else data
+        data = ndfilters.gaussian_filter(data, sigma=sig, mode="reflect", truncate=truncate)
     return _wrap(image, data, "gaussian", {"sigma_voxels": list(sig), "truncate": truncate})
 
 

@@ -27,6 +27,7 @@ import zarr
 
 from .arrays import as_volume
 from .errors import InputError, StoreError
+from .halo import register_source
 from .progress import compute
 
 __all__ = ["open_store", "save", "save_many", "save_table", "open_table", "tables", "provenance_hash",
@@ -107,6 +108,15 @@ def open_store(path):
         raise InputError("path", f"a readable zarr v3 store at {str(path)!r} ({exc})") from exc
     for name in list(ds.variables):
         ds[name].attrs = _restore_attrs(ds[name].attrs)
+    for name, var in ds.data_vars.items():
+        # Filters may read halos straight from zarr (core.halo) when the values are the
+        # stored ones: same dtype, no scale/offset, no fill value turned into NaN.
+        enc = var.encoding
+        fill = enc.get("_FillValue")
+        if (var.dtype == enc.get("dtype") and "scale_factor" not in enc
+                and "add_offset" not in enc
+                and (fill is None or (var.dtype.kind == "f" and np.isnan(fill)))):
+            register_source(var.data, path / name)
     return ds
 
 

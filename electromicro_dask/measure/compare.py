@@ -10,6 +10,7 @@ import pandas as pd
 from ..core.arrays import as_segmentation, check_same_grid
 from ..core.errors import InputError
 from ..core.progress import compute
+from .fractions import blockwise_bincount
 
 __all__ = ["compare", "compare_many", "confusion"]
 
@@ -25,7 +26,7 @@ def confusion(seg_a, seg_b):
     na, nb = max(ta) + 2, max(tb) + 2
     pair = (da.minimum(a.data.astype(np.int64), na - 1) * nb
             + da.minimum(b.data.astype(np.int64), nb - 1))
-    (counts,) = compute(da.bincount(pair.ravel(), minlength=na * nb), label="confusion")
+    (counts,) = compute(blockwise_bincount(pair, na * nb), label="confusion")
     counts = counts[: na * nb].reshape(na, nb)
     return pd.DataFrame(counts[np.ix_(list(ta), list(tb))], index=list(ta.values()),
                         columns=list(tb.values()))

@@ -13,6 +13,23 @@ from ..core.progress import compute
 __all__ = ["volume_fractions", "profile"]
 
 
+def _bincount_block(block, minlength):
+    counts = np.bincount(block.ravel(), minlength=minlength)
+    return counts.reshape((1,) * block.ndim + (-1,))
+
+
+def blockwise_bincount(x, minlength):
+    """``bincount`` of all values of the non-negative integer dask array ``x`` (values
+    below ``minlength``), one count per block then summed: unlike
+    ``da.bincount(x.ravel())`` it never rechunks ``x`` (a ravel of a 3D chunk grid
+    rechunks into whole-slab chunks, far beyond a small worker's memory)."""
+    minlength = int(minlength)
+    per_block = x.map_blocks(_bincount_block, minlength, new_axis=x.ndim, dtype=np.int64,
+                             chunks=tuple((1,) * len(c) for c in x.chunks) + ((minlength,),),
+                             meta=np.empty((0,) * (x.ndim + 1), np.int64))
+    return per_block.sum(axis=tuple(range(x.ndim)))
+
+
 def _counts_block(block, n, axis):
     # Per-slice counts of each code along `axis`: shape (n_slices, n_codes), summed
     # over blocks later. Codes beyond the table are counted in an overflow column.
@@ -65,7 +82,7 @@ def volume_fractions(phases):
     seg = as_segmentation(phases)
     table = seg.attrs["phases"]
     n = max(table) + 1
-    counts = da.bincount(da.minimum(seg.data.ravel(), n).astype(np.int64), minlength=n + 1)
+    counts = blockwise_bincount(da.minimum(seg.data, n).astype(np.int64), n + 1)
     (counts,) = compute(counts, label="volume fractions")
     total = counts.sum()
     s = pd.Series({name: counts[code] / total for code, name in table.items()}, name="fraction")

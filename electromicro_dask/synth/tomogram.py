@@ -7,6 +7,7 @@ import numpy as np
 
 from ..core.arrays import as_segmentation, voxel_size
 from ..core.errors import InputError
+from ..core.halo import map_halo
 from ..core.random import block_offsets, normal_block
 
 __all__ = ["tomogram", "DEFAULT_CONTRAST"]
@@ -52,7 +53,8 @@ def tomogram(phases, contrast=None, blur_um=0.5, noise=0.05, seed=0):
     >>> img.dtype
     dtype('float32')
     """
-    from ..filters import gaussian  # filters sits beside synth in the same layer
+    # filters sits beside synth in the same layer
+    from ..filters import gaussian, gaussian_block, gaussian_depth
 
     seg = as_segmentation(phases)
     table = seg.attrs["phases"]
@@ -65,11 +67,21 @@ def tomogram(phases, contrast=None, blur_um=0.5, noise=0.05, seed=0):
     lut = np.zeros(max(table) + 1, dtype=np.float32)
     for code, name in table.items():
         lut[code] = contrast[name]
-    img = seg.copy(data=seg.data.map_blocks(lambda b: lut[b], dtype=np.float32))
-    img.attrs = {"units": "um", "long_name": "grey value (synthetic)"}
+    sigma = tuple(blur_um / v for v in voxel_size(seg))
+    # A segmentation read from the store: contrast and blur in one task per block that
+    # reads its own halo from zarr (bounded memory, see core.halo).
+    blurred = None
     if blur_um > 0:
-        sigma = tuple(blur_um / v for v in voxel_size(img))
-        img = gaussian(img, sigma_voxels=sigma)
+        blurred = map_halo(seg.data, gaussian_block, gaussian_depth(sigma), np.float32,
+                           sigma=sigma, truncate=4.0, lut=lut)
+    if blurred is not None:
+        img = seg.copy(data=blurred)
+        img.attrs = {"units": "um", "long_name": "grey value (synthetic)"}
+    else:
+        img = seg.copy(data=seg.data.map_blocks(lambda b: lut[b], dtype=np.float32))
+        img.attrs = {"units": "um", "long_name": "grey value (synthetic)"}
+        if blur_um > 0:
+            img = gaussian(img, sigma_voxels=sigma)
     if noise > 0:
         data = img.data.map_blocks(_noise, noise, int(seed), img.shape, dtype=np.float32)
         img = img.copy(data=data)

@@ -1,0 +1,163 @@
+"""Galvanostatic discharge: the 1D limit against PyBaMM, low-rate capacity, conservation,
+bad input and clean failure."""
+
+import numpy as np
+import pytest
+
+from electromicro_dask.core import as_segmentation
+from electromicro_dask.echem import chen2020, discharge, from_pybamm, one_c_current
+from electromicro_dask.echem.parameters import FARADAY
+from electromicro_dask.errors import InputError
+
+torch = pytest.importorskip("torch")
+
+PHASES = {0: "pore", 1: "cbd", 2: "am", 3: "crack"}
+
+
+def _plates(nz, n_am, n_pore, h=2.0, hz=None):
+    """AM plates along z in straight electrolyte channels (mirror sides): the 1D limit."""
+    a = np.zeros((nz, 1, n_am + n_pore), "uint8")
+    a[:, :, :n_am] = 2
+    return as_segmentation(a, phases=PHASES, voxel_size=(hz or h, h, h))
+
+
+def _layers(seg):
+    # Each z-layer of a plate is its own particle, so lithium does not diffuse along z
+    # (in the DFN every x holds its own particles).
+    return np.broadcast_to(np.arange(seg.sizes["z"])[:, None, None], seg.shape).copy()
+
+
+def _check_conservation(r):
+    assert r.max_lithium_error < 1e-6
+    assert r.max_plane_current_error < 1e-6
+    assert r.salt_error < 1e-6
+
+
+def test_chen2020_functions_equal_pybamm():
+    pybamm = pytest.importorskip("pybamm")
+    pv = pybamm.ParameterValues("Chen2020")
+    p = chen2020()
+    sto = np.linspace(0.05, 0.99, 50)
+    ce = np.linspace(100.0, 3000.0, 50)
+    ref = np.asarray(pv.evaluate(pv["Positive electrode OCP [V]"](pybamm.Vector(sto)))).ravel()
+    np.testing.assert_allclose(p.ocv(sto), ref, rtol=1e-12)
+    t = torch.as_tensor(ce, dtype=torch.float64)
+    for key, fn in (("Electrolyte diffusivity [m2.s-1]", p.d_e),
+                    ("Electrolyte conductivity [S.m-1]", p.kappa_e)):
+        ref = np.asarray(pv.evaluate(pv[key](pybamm.Vector(ce), pybamm.Scalar(298.15)))).ravel()
+        np.testing.assert_allclose(fn(t, 298.15).numpy(), ref, rtol=1e-12)
+    cs = sto * p.c_s_max
+    ref = np.asarray(pv.evaluate(pv["Positive electrode exchange-current density [A.m-2]"](
+        pybamm.Vector(ce), pybamm.Vector(cs), pybamm.Scalar(p.c_s_max),
+        pybamm.Scalar(298.15)))).ravel()
+    got = p.exchange_current(t, torch.as_tensor(cs), p.c_s_max, 298.15).numpy()
+    np.testing.assert_allclose(got, ref, rtol=1e-12)
+    # The converted set interpolates PyBaMM's functions.
+    q = from_pybamm("Chen2020")
+    np.testing.assert_allclose(q.ocv(sto), p.ocv(sto), atol=2e-4)
+    assert q.c_s_max == p.c_s_max and q.t_plus == p.t_plus
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("rate", [0.5, 2.0])
+def test_one_d_limit_matches_pybamm_dfn(rate):
+    pytest.importorskip("pybamm")
+    from electromicro_dask.echem.reference import pybamm_discharge
+
+    seg = _plates(16, 3, 2)  # 32 um thick, eps_AM 0.6, one reactive face per row
+    p = chen2020(d_s=1e-10)  # fast solid diffusion: particle shape does not matter
+    r = discharge(seg, c_rate=rate, parameters=p, area_factor=1.0, separator=10.0,
+                  particles=_layers(seg), device="cpu")
+    assert r.status == "cutoff" and abs(r.curve.voltage[-1] - 3.5) <= 1e-4
+    _check_conservation(r)
+    ref = pybamm_discharge(32.0, 0.6, 0.4, 1 / (5 * 2.0), r.current, cutoff=3.5,
+                           parameters=p, separator=10.0)
+    assert abs(r.capacity / ref["capacity"] - 1) < 0.005
+    t = r.curve.time.values
+    sel = t <= 0.98 * min(t[-1], ref["time"][-1])
+    diff = r.curve.voltage.values[sel] - np.interp(t[sel], ref["time"], ref["voltage"])
+    assert np.sqrt(np.mean(diff ** 2)) < 2e-3
+
+
+def test_low_rate_capacity_fills_the_active_material():
+    # At C/100 to 3.6 V the AM fills to the stoichiometry whose OCP is 3.6 V.
+    p = chen2020()
+    seg = _plates(6, 2, 2, h=2.0)
+    r = discharge(seg, c_rate="C/100", cutoff=3.6, parameters=p, area_factor=1.0,
+                  separator=4.0, device="cpu")
+    _check_conservation(r)
+    sto_end = p.sto_at(3.6)
+    theory = FARADAY * p.c_s_max * (sto_end - p.sto_init) / 3.6 / (p.am_density * 1e3)
+    assert r.status == "cutoff"
+    assert 0.99 * theory <= r.capacity <= theory * 1.0001
+
+
+def test_random_structure_conserves_and_reports(tmp_path):
+    rng = np.random.default_rng(5)
+    from scipy import ndimage
+
+    field = ndimage.gaussian_filter(rng.normal(size=(12, 8, 8)), 1.5, mode="wrap")
+    q = np.quantile(field, [0.3, 0.4, 0.96])
+    a = np.digitize(field, q).astype("uint8")  # pore / cbd / am / crack by level
+    seg = as_segmentation(a, phases=PHASES, voxel_size=1.0)
+    r = discharge(seg, c_rate=1.0, separator=4.0, device="cpu", snapshots=[200.0])
+    _check_conservation(r)
+    assert r.status == "cutoff" and 0 < r.capacity < 262
+    assert r.current == pytest.approx(one_c_current(seg))
+    snap = r.snapshots
+    assert list(snap.snapshot.values)[0] == 200.0 and snap.sizes["z"] > seg.sizes["z"]
+    sod = snap.sod.isel(snapshot=-1).values
+    am = np.pad(a == 2, ((0, snap.sizes["z"] - 12), (0, 0), (0, 0)))
+    assert np.isfinite(sod[am]).all() and np.isnan(sod[~am]).all()
+    # Lithium in the AM at the end equals the charge passed.
+    vol = 1e-18
+    li = np.nansum(sod) * chen2020().c_s_max * vol - chen2020().sto_init * \
+        chen2020().c_s_max * vol * am.sum()
+    charge = r.current * 10 * seg.sizes["y"] * seg.sizes["x"] * 1e-12 * \
+        float(r.curve.time[-1]) / FARADAY
+    assert li == pytest.approx(charge, rel=1e-5)  # float32 snapshot
+    assert r.profile.dims == ("distance",) and r.profile.sizes["distance"] == 12
+
+
+def test_bad_input():
+    ok = _plates(6, 2, 2)
+    with pytest.raises(InputError, match="current"):
+        discharge(ok, current=-1.0, device="cpu")
+    with pytest.raises(InputError, match="exactly one"):
+        discharge(ok, device="cpu")
+    with pytest.raises(InputError, match="cutoff"):
+        discharge(ok, c_rate=1, cutoff=4.4, device="cpu")
+    with pytest.raises(InputError, match="c_rate"):
+        discharge(ok, c_rate="fast", device="cpu")
+    with pytest.raises(InputError, match="active material"):
+        discharge(as_segmentation(np.zeros((4, 2, 2), "uint8"), phases=PHASES,
+                                  voxel_size=1.0), c_rate=1, device="cpu")
+    # AM only in the upper half, pores below: nothing wired to the collector.
+    a = np.zeros((6, 2, 2), "uint8")
+    a[3:] = 2
+    with pytest.raises(InputError, match="collector"):
+        discharge(as_segmentation(a, phases=PHASES, voxel_size=1.0), c_rate=1, device="cpu")
+    # Dense AM with no electrolyte and the lithium on the last layer.
+    with pytest.raises(InputError, match="electrolyte"):
+        discharge(as_segmentation(np.full((4, 2, 2), 2, "uint8"), phases=PHASES,
+                                  voxel_size=1.0), c_rate=1, separator=0, device="cpu")
+    # Electrolyte pockets sealed from the separator by dense AM: only a separator face.
+    a = np.full((6, 3, 3), 2, "uint8")
+    a[1:4, 1, 1] = 0
+    with pytest.raises(InputError, match="electrolyte"):
+        discharge(as_segmentation(a, phases=PHASES, voxel_size=1.0), c_rate=1,
+                  separator=0, device="cpu")
+    with pytest.raises(InputError, match="phases"):
+        discharge(as_segmentation(np.zeros((4, 2, 2), "uint8"), phases={0: "binder"},
+                                  voxel_size=1.0), c_rate=1, device="cpu")
+
+
+def test_failure_stops_with_curve_and_reason():
+    # At 20C the iteration stops converging for steps above ~0.05 s: with a minimum step
+    # of 0.1 s the run must stop there, saying why, with the curve so far.
+    seg = _plates(12, 2, 2, h=2.0)
+    r = discharge(seg, c_rate=20, cutoff=0.5, area_factor=1.0, min_step=0.1, device="cpu")
+    assert r.status == "failed"
+    assert "minimum step" in r.reason or "max_steps" in r.reason
+    assert r.curve.sizes["time"] > 2 and r.capacity > 0
+    _check_conservation(r)
