@@ -248,9 +248,11 @@ def discharge(phases, current=None, c_rate=None, cutoff=3.5, parameters=None, sc
         raise InputError("phases", "a segmentation with active material (a phase named 'am')")
     one_c, mass_g, area_cm2 = _one_c(n_am, h_um, seg.shape, p)
     if current is not None:
-        i_mA = _validate_number(current, "current") if np.isfinite(float(current)) and \
-            float(current) > 0 else None
-        if i_mA is None:
+        try:
+            i_mA = float(current)
+        except (TypeError, ValueError):
+            i_mA = math.nan
+        if not (math.isfinite(i_mA) and i_mA > 0):
             raise InputError("current", f"a positive current density in mA/cm^2 (discharge), "
                              f"got {current!r}")
     else:
