@@ -10,8 +10,13 @@ GPU); :func:`~electromicro_dask.transport.sweep` spreads many runs over a cluste
 """
 
 from .discharge import DischargeResult, discharge, one_c_current
+from .fitting import (FilmCalibration, GammaFit, calibrate_film_resistivity, curve_distance,
+                      fit_gamma, mean_voltage_penalty)
+from .impedance import ImpedanceResult, impedance
 from .parameters import Parameters, chen2020, from_pybamm, nmc811_seed001
 from .scenarios import SEED001_SCENARIOS, Scenario, scenario
 
 __all__ = ["discharge", "DischargeResult", "one_c_current", "Parameters", "chen2020",
-           "nmc811_seed001", "from_pybamm", "Scenario", "scenario", "SEED001_SCENARIOS"]
+           "nmc811_seed001", "from_pybamm", "Scenario", "scenario", "SEED001_SCENARIOS",
+           "impedance", "ImpedanceResult", "fit_gamma", "GammaFit", "calibrate_film_resistivity",
+           "FilmCalibration", "mean_voltage_penalty", "curve_distance"]

@@ -48,6 +48,7 @@ class Solver:
         self.cell, self.p, self.torch, self.device = cell, params, torch, device
         self.current = float(current)  # A, > 0 on discharge (lithiation of the AM)
         self.tol, self.lin_tol = tol, lin_tol
+        self.sweep_tol = (1e-7, 1e-6)
         self.extrapolate = surface_extrapolation
         n_unknowns = 2 * int(np.prod(cell.shape))
         if linear_solver == "auto":
@@ -84,6 +85,7 @@ class Solver:
         self.bounds = {"bottom": (cell.bottom, 0, a0), "top": (cell.top, -1, a0)}
         self.sig_layers = {k: sig[v[1]] for k, v in self.bounds.items()}
         self.stats = {"pcg_iterations": 0, "pcg_solves": 0, "newton": 0}
+        self._lin = {}  # the last solver of each system, whose factors the next may reuse
         self._build_operators()
 
     def _build_operators(self):
@@ -278,7 +280,9 @@ class Solver:
                 break  # stagnated at the round-off floor of the residual
             prev = res
             a, diag = self._jacobian(gs, bnd, ele[2])
-            lin = LinearSolver(torch, a, diag, self.pot_mask, self.method, self.lin_tol)
+            lin = LinearSolver(torch, a, diag, self.pot_mask, self.method, self.lin_tol,
+                               reuse=self._lin.get("pot"))
+            self._lin["pot"] = lin
             da, n1 = lin.solve(-F)
             field, _, gb, _ = bnd["bottom"]
             ev = torch.zeros_like(F)
@@ -339,7 +343,8 @@ class Solver:
             if field == 1:
                 src[self.bounds[name][1]] += a_in
         b = ((mass * c_n + (1.0 - p.t_plus) / FARADAY * src) * self.elec).unsqueeze(0)
-        lin = LinearSolver(torch, a, d, mask, self.method, self.lin_tol)
+        lin = LinearSolver(torch, a, d, mask, self.method, self.lin_tol, reuse=self._lin.get("ce"))
+        self._lin["ce"] = lin
         x, n = lin.solve(b, c_lag.unsqueeze(0) * mask)
         self.stats["pcg_iterations"] += n
         self.stats["pcg_solves"] += 1
@@ -368,7 +373,7 @@ class Solver:
             c_s_new, c_e_new, V, j = cs2, ce2, V_new, js
             if not (math.isfinite(change) and math.isfinite(V)):
                 raise StepFailed("non-finite values")
-            if change < 1e-7 and dv < 1e-6 and sweep > 1:
+            if change < self.sweep_tol[0] and dv < self.sweep_tol[1] and sweep > 1:
                 break
         else:
             raise StepFailed(f"block Gauss-Seidel did not converge in {max_sweeps} sweeps "
