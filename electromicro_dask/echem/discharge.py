@@ -144,6 +144,18 @@ def _one_c(n_am, spacing_um, shape, p):
     return p.specific_capacity * mass_g / area_cm2, mass_g, area_cm2
 
 
+def _model(parameters, scenario):
+    """The parameter set and scenario of a run (defaults: Chen2020, pristine)."""
+    p = parameters if parameters is not None else chen2020()
+    if not isinstance(p, Parameters):
+        raise InputError("parameters", f"a Parameters set (see chen2020()), got "
+                         f"{type(p).__name__}")
+    sc = scenario if scenario is not None else Scenario()
+    if not isinstance(sc, Scenario):
+        raise InputError("scenario", f"a Scenario (see scenario()), got {type(sc).__name__}")
+    return p, sc
+
+
 def _validate_number(value, name, positive=True):
     try:
         v = float(value)
@@ -226,13 +238,7 @@ def discharge(phases, current=None, c_rate=None, cutoff=3.5, parameters=None, sc
     'cutoff'
     """
     torch = _torch()
-    p = parameters if parameters is not None else chen2020()
-    if not isinstance(p, Parameters):
-        raise InputError("parameters", f"a Parameters set (see chen2020()), got "
-                         f"{type(p).__name__}")
-    sc = scenario if scenario is not None else Scenario()
-    if not isinstance(sc, Scenario):
-        raise InputError("scenario", f"a Scenario (see scenario()), got {type(sc).__name__}")
+    p, sc = _model(parameters, scenario)
     seg, table, spacing = _load(phases)
     if (current is None) == (c_rate is None):
         raise InputError("current", "exactly one of current (mA/cm^2) and c_rate")

@@ -35,9 +35,7 @@ from ..transport._common import _threads, _torch, check_memory, resolve_device
 from . import _cell
 from ._linalg import GraphOperator, LinearSolver, grid_edges, harmonic
 from ._solver import DIRECT_MAX, _full
-from .discharge import _load, _validate_number
-from .parameters import Parameters, chen2020
-from .scenarios import Scenario
+from .discharge import _load, _model, _validate_number
 
 __all__ = ["ImpedanceResult", "impedance"]
 
@@ -251,13 +249,7 @@ def impedance(phases, frequencies=None, parameters=None, scenario=None, separato
     """
     t_wall = time.perf_counter()
     torch = _torch()
-    p = parameters if parameters is not None else chen2020()
-    if not isinstance(p, Parameters):
-        raise InputError("parameters", f"a Parameters set (see chen2020()), got "
-                         f"{type(p).__name__}")
-    sc = scenario if scenario is not None else Scenario()
-    if not isinstance(sc, Scenario):
-        raise InputError("scenario", f"a Scenario (see scenario()), got {type(sc).__name__}")
+    p, sc = _model(parameters, scenario)
     if sc.film_thickness is not None:
         raise InputError("scenario", "a scenario without a CEI film: the blocking model has "
                          "no charge transfer for a film to resist")
