@@ -360,9 +360,14 @@ class Solver:
         self._time = state.get("t", 0.0) + dt
         self._jb_prev = dict(state["jb"])
         c_s_new, c_e_new = c_s, c_e
+        j_step = j
         for sweep in range(1, max_sweeps + 1):
             # j_ref: the currents that made the present c_s iterate (none before sweep 1).
-            phi, V_new, js, etas, bnd, ele = self.potentials(phi, V, c_s_new, c_e_new, j,
+            # The surface extrapolation of the exchange current uses the currents of the
+            # step's start: with the latest sweep's currents instead, slow solid diffusion
+            # (a large extrapolation) closes a loop j -> c_surf -> i0 -> j that keeps the
+            # sweeps cycling at the 1e-6 level however short the step.
+            phi, V_new, js, etas, bnd, ele = self.potentials(phi, V, c_s_new, c_e_new, j_step,
                                                              j if sweep > 1 else None)
             cs2 = self.solve_cs(c_s, js, dt)
             ce2 = self.solve_ce(c_e, c_e_new, js, bnd, dt, ele)

@@ -14,6 +14,7 @@ PIPELINES = {
     "cbd_trinarization": "electromicro_dask.pipelines.cbd_trinarization",
     "slicegan": "electromicro_dask.pipelines.slicegan",
     "swaxs_ct": "electromicro_dask.pipelines.swaxs_ct",
+    "echem": "electromicro_dask.pipelines.echem",
 }
 
 
