@@ -242,7 +242,11 @@ def _parameter_set(name):
 
 
 def _plain(obj):
-    """JSON-able copy: arrays to lists, NaN and inf to None (read back by :func:`_arr`)."""
+    """JSON-able copy: arrays to lists, NaN and inf to None (read back by :func:`_arr`).
+
+    Unlike :func:`~electromicro_dask.core.store.jsonable`, which writes non-finite floats
+    as strings, NaN becomes null so the SOD slices (NaN outside the AM) read back as float
+    arrays."""
     if isinstance(obj, dict):
         return {str(k): _plain(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
