@@ -35,7 +35,11 @@ def make_volume(n, seed=0):
     return f > np.quantile(f[::4, ::4, ::4], 0.6)     # 40 % pore
 
 
-def _worker(tool, op, path, chunk, r_max):
+def _worker(tool, op, path, chunk, r_max, mem_cap_gib):
+    # An address-space cap turns "needs more memory than the machine has" into a
+    # MemoryError reported as a failed run, instead of the kernel's OOM killer.
+    cap = int(mem_cap_gib * 2**30)
+    resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
     # imports first, so that the memory growth measured is the computation's alone
     if tool == "porespy":
         import porespy as ps
@@ -77,11 +81,12 @@ def _worker(tool, op, path, chunk, r_max):
     print(json.dumps({"wall_s": wall, "peak_mib": (peak - base) / 1024}))
 
 
-def measure(tool, op, n, cap_s, chunk, r_max, tmp):
+def measure(tool, op, n, cap_s, chunk, r_max, tmp, mem_cap_gib):
     path = Path(tmp) / f"vol_{n}.npy"
     if not path.exists():
         np.save(path, make_volume(n))
-    cmd = [sys.executable, __file__, "--worker", tool, op, str(path), str(chunk), str(r_max)]
+    cmd = [sys.executable, __file__, "--worker", tool, op, str(path), str(chunk), str(r_max),
+           str(mem_cap_gib)]
     try:
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=cap_s)
     except subprocess.TimeoutExpired:
@@ -96,8 +101,8 @@ def measure(tool, op, n, cap_s, chunk, r_max, tmp):
 
 def main():
     if len(sys.argv) > 1 and sys.argv[1] == "--worker":
-        tool, op, path, chunk, r_max = sys.argv[2:7]
-        _worker(tool, op, path, int(chunk), int(r_max))
+        tool, op, path, chunk, r_max, mem = sys.argv[2:8]
+        _worker(tool, op, path, int(chunk), int(r_max), float(mem))
         return
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", type=int, nargs="+", default=[256])
@@ -105,6 +110,8 @@ def main():
     ap.add_argument("--chunk", type=int, default=128)
     ap.add_argument("--r-max", type=int, default=20, help="two-point correlation lag, voxels")
     ap.add_argument("--cap", type=float, default=120.0, help="time cap per run, s")
+    ap.add_argument("--mem-cap", type=float, default=16.0,
+                    help="address-space limit per run, GiB (beyond it the run fails)")
     ap.add_argument("--largest", type=int, nargs="*", default=None,
                     help="cube sizes to try for the largest finished volume")
     ap.add_argument("--tmp", default="/tmp/bench_measure")
@@ -115,8 +122,10 @@ def main():
     rows = []
     for n in args.size:
         for op in args.ops:
-            ours = measure("ours", op, n, args.cap, args.chunk, args.r_max, args.tmp)
-            theirs = measure("porespy", op, n, args.cap, args.chunk, args.r_max, args.tmp)
+            ours = measure("ours", op, n, args.cap, args.chunk, args.r_max, args.tmp,
+                           args.mem_cap)
+            theirs = measure("porespy", op, n, args.cap, args.chunk, args.r_max, args.tmp,
+                             args.mem_cap)
             rows.append((n, op, ours, theirs))
             print(n, op, ours, theirs, flush=True)
     largest = []
@@ -125,7 +134,8 @@ def main():
             best = {"ours": None, "porespy": None}
             for tool in best:
                 for n in sorted(args.largest):
-                    r = measure(tool, op, n, args.cap, args.chunk, args.r_max, args.tmp)
+                    r = measure(tool, op, n, args.cap, args.chunk, args.r_max, args.tmp,
+                                args.mem_cap)
                     if r["status"] != "ok":
                         break
                     best[tool] = n
@@ -142,8 +152,8 @@ def main():
         "Volume: smoothed random "
         "field, 40 % pore, cubes of the given edge. Ours: threaded dask scheduler, chunks "
         f"{args.chunk}^3. Peak memory: growth of the process max RSS over the loaded input. "
-        f"Time cap per run {args.cap:.0f} s. Ratio = ours / PoreSpy (below 1: ours is "
-        "faster/smaller).",
+        f"Time cap per run {args.cap:.0f} s, address-space cap {args.mem_cap:g} GiB. "
+        "Ratio = ours / PoreSpy (below 1: ours is faster/smaller).",
         "",
         "| size | operation | ours s | PoreSpy s | time ratio | ours MiB | PoreSpy MiB | "
         "memory ratio | status ours / PoreSpy |",

@@ -18,6 +18,7 @@ import xarray as xr
 from ..core.errors import InputError
 from ..core.phases import phase_code
 from ..core.progress import compute
+from .fractions import blockwise_bincount
 from .surface import _axis_index, _segmentation
 
 __all__ = ["connectivity", "Connectivity"]
@@ -109,7 +110,7 @@ def connectivity(phases, phase, axis="z", connectivity=1):
     last = [slice(None)] * lab.ndim
     first[ax] = 0
     last[ax] = -1
-    sizes, f0, f1 = compute(da.bincount(lab.ravel().astype(np.int64), minlength=n + 1),
+    sizes, f0, f1 = compute(blockwise_bincount(lab.astype(np.int64), n + 1),
                             da.unique(lab[tuple(first)]), da.unique(lab[tuple(last)]),
                             label="connectivity")
     sizes = np.asarray(sizes)[1:].astype(float)

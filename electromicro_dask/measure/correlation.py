@@ -26,6 +26,7 @@ from ..core.arrays import voxel_size
 from ..core.errors import InputError
 from ..core.phases import phase_code
 from ..core.progress import compute
+from .fractions import blockwise_bincount
 from .surface import _segmentation
 
 __all__ = ["two_point_correlation", "TwoPointCorrelation"]
@@ -176,8 +177,8 @@ def two_point_correlation(phases, phase_a, phase_b=None, r_max_um=None, bin_widt
         raise InputError("bin_width_um", f"a positive length in um, got {bin_width_um}")
 
     counts = _lag_counts(seg.data, code_a, code_b, radius)
-    frac = da.bincount(seg.data.ravel().astype(np.int64),
-                       minlength=max(code_a, code_b) + 1)
+    top = max(code_a, code_b) + 1
+    frac = blockwise_bincount(da.minimum(seg.data, top).astype(np.int64), top + 1)
     counts, frac = compute(counts, frac, label="two-point correlation")
     eps_a = float(frac[code_a]) / seg.size
     eps_b = float(frac[code_b]) / seg.size

@@ -7,30 +7,27 @@ phase from the inlet face, divided by the distance between the faces. Paths run 
 are handled), the metric of ``skimage.graph.MCP_Geometric`` with unit costs.
 
 Chunking: a shortest path may wind through any number of blocks, so the distances are
-found by block-wise Dijkstra iterated with boundary exchange (a block-synchronous
-label-correcting scheme, as in distributed shortest-path solvers): each block is solved
-with a virtual source linked to its voxels by the best known distance over its one-voxel
-halo (and by 0 on the inlet face); only the outer shell of each block is kept between
-rounds, and a block is solved again only when its halo changed. Distances only decrease,
-so the rounds stop, and at the fixed point every distance equals the whole-volume
-shortest path. Only block shells travel to the client, never the volume.
+found by block-wise Dijkstra iterated with boundary exchange (:mod:`._exchange`): each
+block is solved with a virtual source linked to its voxels by the best known distance
+over its one-voxel halo (and by 0 on the inlet face). Distances only decrease, so the
+rounds stop, and at the fixed point every distance equals the whole-volume shortest
+path. Only block shells travel to the client, never the volume.
 """
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass, field
 
-import dask
 import numpy as np
 import pandas as pd
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import dijkstra
 
 from ..core.arrays import voxel_size
-from ..core.errors import ConvergenceError, InputError
+from ..core.errors import InputError
 from ..core.phases import phase_code
 from ..core.progress import compute
+from ._exchange import _offsets, extend, iterate
 from .surface import _axis_index, _segmentation
 
 __all__ = ["geodesic_tortuosity", "GeodesicTortuosity"]
@@ -63,10 +60,6 @@ class GeodesicTortuosity:
     reached_fraction: float
     thickness_um: float
     distribution: pd.DataFrame = field(repr=False)
-
-
-def _offsets(ndim):
-    return [o for o in itertools.product((-1, 0, 1), repeat=ndim) if any(o)]
 
 
 def _solve_block(block, halo, code, spacing, inlet_axis, at_inlet):
@@ -126,44 +119,6 @@ def _solve_block(block, halo, code, spacing, inlet_axis, at_inlet):
     return dist.reshape(shape)
 
 
-def _shell(d):
-    """The outer one-voxel shell of a block as a dict {(axis, side): face array}."""
-    return {(i, s): np.take(d, 0 if s == 0 else d.shape[i] - 1, axis=i).copy()
-            for i in range(d.ndim) for s in (0, 1)}
-
-
-def _halo_for(idx, shells, shapes, nblocks):
-    """Extended (n + 2) array with the neighbours' shell values in the one-voxel halo."""
-    shape = shapes[idx]
-    nd = len(shape)
-    ext = np.full(tuple(s + 2 for s in shape), np.inf)
-    for o in _offsets(nd):
-        nb = tuple(i + c for i, c in zip(idx, o))
-        if any(b < 0 or b >= m for b, m in zip(nb, nblocks)) or nb not in shells:
-            continue
-        # the neighbour's face that touches this block, along the first axis with o != 0
-        ax = next(i for i, c in enumerate(o) if c)
-        face = shells[nb][(ax, 1 if o[ax] < 0 else 0)]
-        take = []
-        dst = []
-        for i, c in enumerate(o):
-            if i == ax:
-                dst.append(0 if c < 0 else shape[i] + 1)
-                continue
-            nshape = shapes[nb][i]
-            if c < 0:
-                take.append(slice(nshape - 1, nshape))
-                dst.append(slice(0, 1))
-            elif c > 0:
-                take.append(slice(0, 1))
-                dst.append(slice(shape[i] + 1, shape[i] + 2))
-            else:
-                take.append(slice(None))
-                dst.append(slice(1, shape[i] + 1))
-        ext[tuple(dst)] = face[tuple(take)]
-    return ext
-
-
 def geodesic_tortuosity(phases, phase, axis="z", max_rounds=10000):
     """Geodesic tortuosity of a phase along an axis, voxel by voxel on the outlet face.
 
@@ -215,47 +170,18 @@ def geodesic_tortuosity(phases, phase, axis="z", max_rounds=10000):
     if any(max(cs) > _MAX_BLOCK for cs in data.chunks):
         data = data.rechunk(tuple(min(max(cs), _MAX_BLOCK) for cs in data.chunks))
     nblocks = data.numblocks
-    shapes = {}
-    for idx in itertools.product(*[range(m) for m in nblocks]):
-        shapes[idx] = tuple(data.chunks[i][j] for i, j in enumerate(idx))
-    blocks = data.to_delayed()
-    solve = dask.delayed(lambda b, h, at: _shell(_solve_block(b, h, code, spacing, ax, at)),
-                         pure=True)
-    shells = {}
-    halos_used = {}
-    todo = set(shapes)
-    rounds = 0
-    while todo:
-        rounds += 1
-        if rounds > max_rounds:
-            raise ConvergenceError(f"geodesic_tortuosity: not converged after {max_rounds} "
-                                   "boundary-exchange rounds")
-        order = sorted(todo)
-        halos = {i: _halo_for(i, shells, shapes, nblocks) for i in order}
-        tasks = [solve(blocks[i], halos[i], i[ax] == 0) for i in order]
-        results = compute(*tasks, label=f"geodesic distances, round {rounds}")
-        changed = set()
-        for i, sh, h in zip(order, results, (halos[i] for i in order)):
-            halos_used[i] = h
-            old = shells.get(i)
-            if old is None or any(not np.array_equal(old[k], sh[k]) for k in sh):
-                if old is not None or any(np.isfinite(v).any() for v in sh.values()):
-                    changed.add(i)
-                shells[i] = sh
-        todo = set()
-        for i in changed:
-            for o in _offsets(len(nblocks)):
-                nb = tuple(a + c for a, c in zip(i, o))
-                if all(0 <= b < m for b, m in zip(nb, nblocks)):
-                    new = _halo_for(nb, shells, shapes, nblocks)
-                    if nb not in halos_used or not np.array_equal(new, halos_used[nb]):
-                        todo.add(nb)
+
+    def solve(block, parts, idx):
+        halo = extend(block.shape, parts, np.inf, float)
+        return _solve_block(block, halo, code, spacing, ax, idx[ax] == 0)
+
+    shells, _ = iterate([data], solve, np.inf, "geodesic distances", max_rounds)
 
     # Outlet face: the last slice along the axis, from the last row of blocks.
     other = [i for i in range(data.ndim) if i != ax]
     last = nblocks[ax] - 1
     face_parts = {}
-    for idx in shapes:
+    for idx in shells:
         if idx[ax] == last:
             face_parts[tuple(idx[i] for i in other)] = shells[idx][(ax, 1)]
     grid = [[face_parts[k] for k in sorted(face_parts) if k[0] == j]
