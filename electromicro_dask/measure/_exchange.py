@@ -89,7 +89,7 @@ def _grid(chunks):
     return nblocks, shapes
 
 
-def iterate(arrays, solve, fill, label, max_rounds):
+def iterate(arrays, solve, fill, label, max_rounds, sources=None):
     """Solve blocks with boundary exchange until no shell changes.
 
     Parameters
@@ -105,14 +105,19 @@ def iterate(arrays, solve, fill, label, max_rounds):
         Progress label.
     max_rounds : int
         :class:`ConvergenceError` beyond this many rounds.
+    sources : callable, optional
+        ``sources(idx) -> bool``: whether block ``idx`` has values of its own (an inlet
+        face) with an empty halo. Other blocks are solved only once a neighbour offers
+        them something other than ``fill``; a block never solved is ``fill`` throughout.
+        Default: every block is a source.
 
     Returns
     -------
     shells : dict
-        Block index -> its final outer shell.
+        Block index -> its final outer shell (solved blocks only).
     parts : dict
         Block index -> the halo parts its final solve used (to rebuild whole blocks with
-        :func:`assemble`).
+        :func:`assemble`; solved blocks only).
     """
     chunks = arrays[0].chunks
     nblocks, shapes = _grid(chunks)
@@ -120,7 +125,7 @@ def iterate(arrays, solve, fill, label, max_rounds):
     task = dask.delayed(lambda *b, parts, idx: _shell(solve(*b, parts=parts, idx=idx)),
                         pure=True)
     shells, used = {}, {}
-    todo = set(shapes)
+    todo = {i for i in shapes if sources is None or sources(i)}
     rounds = 0
     while todo:
         rounds += 1
@@ -143,19 +148,26 @@ def iterate(arrays, solve, fill, label, max_rounds):
         for i in changed:
             for o in _offsets(len(nblocks)):
                 nb = tuple(a + c for a, c in zip(i, o))
-                if all(0 <= b < m for b, m in zip(nb, nblocks)) and not _same_parts(
-                        used.get(nb), _halo_parts(nb, shells, shapes, nblocks)):
+                if not all(0 <= b < m for b, m in zip(nb, nblocks)):
+                    continue
+                new = _halo_parts(nb, shells, shapes, nblocks)
+                if not _same_parts(used.get(nb), new) and (
+                        nb in used or any(np.any(v != fill) for _, v in new)):
                     todo.add(nb)
     return shells, used
 
 
-def assemble(arrays, solve, parts, dtype):
-    """Lazy whole-volume result: every block solved again with its final halo ``parts``."""
+def assemble(arrays, solve, parts, fill, dtype):
+    """Lazy whole-volume result: every solved block solved again with its final halo
+    ``parts``, the others ``fill``."""
     nblocks, shapes = _grid(arrays[0].chunks)
     blocks = [a.to_delayed() for a in arrays]
     run = dask.delayed(solve, pure=True)
     out = np.empty(nblocks, dtype=object)
     for idx, shape in shapes.items():
+        if idx not in parts:
+            out[idx] = da.full(shape, fill, dtype=dtype)
+            continue
         out[idx] = da.from_delayed(run(*[b[idx] for b in blocks], parts=parts[idx], idx=idx),
                                    shape=shape, dtype=dtype)
     return da.block(out.tolist())

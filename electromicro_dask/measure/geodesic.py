@@ -16,6 +16,7 @@ path. Only block shells travel to the client, never the volume.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -175,15 +176,19 @@ def geodesic_tortuosity(phases, phase, axis="z", max_rounds=10000):
         halo = extend(block.shape, parts, np.inf, float)
         return _solve_block(block, halo, code, spacing, ax, idx[ax] == 0)
 
-    shells, _ = iterate([data], solve, np.inf, "geodesic distances", max_rounds)
+    shells, _ = iterate([data], solve, np.inf, "geodesic distances", max_rounds,
+                        sources=lambda idx: idx[ax] == 0)
 
     # Outlet face: the last slice along the axis, from the last row of blocks.
     other = [i for i in range(data.ndim) if i != ax]
     last = nblocks[ax] - 1
     face_parts = {}
-    for idx in shells:
+    for idx in itertools.product(*[range(m) for m in nblocks]):
         if idx[ax] == last:
-            face_parts[tuple(idx[i] for i in other)] = shells[idx][(ax, 1)]
+            shape = tuple(data.chunks[i][idx[i]] for i in other)
+            # a block never reached keeps no shell: unreached throughout
+            face = shells[idx][(ax, 1)] if idx in shells else np.full(shape, np.inf)
+            face_parts[tuple(idx[i] for i in other)] = face
     grid = [[face_parts[k] for k in sorted(face_parts) if k[0] == j]
             for j in range(nblocks[other[0]])]
     face = np.block(grid) if len(other) == 2 else np.concatenate(

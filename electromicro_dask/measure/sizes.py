@@ -393,8 +393,9 @@ def porosimetry(phases, phase, inlet="z0", radii_um=None):
         def solve(b, parts, idx):
             return _reach_block(b, parts, idx, axis, last, first)
 
-        _, parts = iterate([dt], solve, 0, "porosimetry: widest paths", max_rounds=10000)
-        reach = assemble([dt], solve, parts, np.float32)
+        _, parts = iterate([dt], solve, 0, "porosimetry: widest paths", max_rounds=10000,
+                           sources=lambda idx: idx[axis] == first)
+        reach = assemble([dt], solve, parts, 0, np.float32)
         depth = _depth(float(radii.max()), spacing)
         work = _rechunk_for(data, depth)
         index = da.map_overlap(_intrude_block, work, reach.rechunk(work.chunks), depth=depth,
