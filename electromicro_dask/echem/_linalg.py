@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 __all__ = []
 
 
@@ -251,23 +253,79 @@ class LinearSolver:
                        options={"SymmetricMode": True})
         self.borrowed = False
 
-    def _lu_solve(self, r):
-        return self.torch.from_numpy(self.lu.solve(r.reshape(-1).numpy())).reshape(r.shape)
-
     def solve(self, b, x0=None):
         """Return ``(x, iterations)``."""
         if self.method == "direct":
-            if self.borrowed:
-                x, n, rel = pcg(_shaped(self.a, self.shape), b, self.torch.zeros_like(b),
-                                self._lu_solve, self.tol, self.REUSE_MAX)
-                if rel <= self.tol:
-                    self.healthy = n < self.REUSE_MAX
-                    return x, n
-                self._factorise()
-            return self._lu_solve(b), 0
+            (x,), n = self.solve_many([b])
+            return x, n
         x0 = self.torch.zeros_like(b) if x0 is None else x0
         x, n, _ = pcg(self.apply, b, x0, self.prec, self.tol, 20000)
         return x, n
+
+    def solve_many(self, bs):
+        """Solve for several right-hand sides at once; returns ``([x, ...], iterations)``
+        (CG iterations summed over the right-hand sides).
+
+        With factors, the right-hand sides go through each triangular solve together
+        (one pass over the factors for all of them)."""
+        if self.method != "direct":
+            out = [self.solve(b) for b in bs]
+            return [x for x, _ in out], sum(n for _, n in out)
+        torch = self.torch
+        b = np.stack([v.reshape(-1).numpy() for v in bs], axis=1)
+        x = None
+        n = 0
+        if self.borrowed:
+            # A diverging Newton (a failing step, retried shorter) may overflow here;
+            # the non-finite residual then sends it to a fresh factorisation.
+            with np.errstate(over="ignore", invalid="ignore"):
+                x, n, rel = _pcg_columns(self.a.m, b, self.lu.solve, self.tol,
+                                         self.REUSE_MAX)
+            if rel <= self.tol:
+                self.healthy = n < self.REUSE_MAX
+            else:
+                self._factorise()
+                x, n = None, 0
+        if x is None:
+            x = self.lu.solve(b)
+        return [torch.from_numpy(np.ascontiguousarray(x[:, i])).reshape(v.shape)
+                for i, v in enumerate(bs)], n * len(bs)
+
+
+def _pcg_columns(a, b, prec, tol, max_iter):
+    """Preconditioned CG on the columns of ``b`` (n, k) in lockstep, from x = 0.
+
+    Each column keeps its own step lengths; a converged column stops moving. Returns
+    ``(x, iterations, largest relative residual)``."""
+    x = np.zeros_like(b)
+    r = b.copy()
+    bnorm = np.linalg.norm(b, axis=0)
+    bnorm = np.where(bnorm > 0, bnorm, 1.0)
+    rel = np.linalg.norm(r, axis=0) / bnorm
+    z = prec(r)
+    p = z.copy()
+    rz = (r * z).sum(axis=0)
+    it = 0
+    while (rel > tol).any() and it < max_iter:
+        ap = a @ p
+        pap = (p * ap).sum(axis=0)
+        active = (rel > tol) & (pap > 0)
+        if not active.any():
+            break
+        alpha = np.where(active, rz / np.where(pap > 0, pap, 1.0), 0.0)
+        x += alpha * p
+        r -= alpha * ap
+        it += 1
+        rel = np.linalg.norm(r, axis=0) / bnorm
+        if (rel <= tol).all():
+            break
+        z = prec(r)
+        rz_new = (r * z).sum(axis=0)
+        beta = np.where(active, rz_new / np.where(rz != 0, rz, 1.0), 0.0)
+        p = z + beta * p
+        rz = rz_new
+    worst = float(rel.max()) if rel.size else 0.0
+    return x, it, worst if math.isfinite(worst) else float("inf")
 
 
 def _shaped(a, shape):

@@ -23,7 +23,8 @@ radius r needs centres up to r away, so local thickness works on blocks with a h
 are answered at once by the widest path from the inlet (for each voxel the largest
 ``min(dt)`` over face-connected paths from the inlet face; centres reachable at radius r
 are those where it is ``>= r``): a grey-level reconstruction by dilation (Vincent, IEEE
-Trans. Image Process. 2 (1993) 176) per block, iterated with boundary exchange across
+Trans. Image Process. 2 (1993) 176) of the inlet under the per-voxel count of fitting
+radii, one labeling per level within a block, iterated with boundary exchange across
 blocks (:mod:`._exchange`). The dilation by r then runs on blocks with a halo of r.
 """
 
@@ -38,7 +39,6 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 from scipy import ndimage as ndi
-from skimage.morphology import reconstruction
 
 from ..core.arrays import voxel_size
 from ..core.errors import InputError
@@ -193,35 +193,53 @@ def _lt_block(block, code, spacing, radii):
     return out
 
 
-def _reach_block(dt, parts, idx, axis, last, first_block):
-    """Widest-path value from the inlet of every voxel of one block (0: unreached).
+def _level_block(block, code, spacing, cap, radii_asc):
+    """Per voxel, how many of the radii fit as ball centres there (``dt >= r``)."""
+    dt = _capped_dt_block(block, code, spacing, cap)
+    return np.searchsorted(radii_asc, dt, side="right").astype(np.uint16)
 
-    Grey-level reconstruction by dilation under ``dt`` with face connectivity: each voxel
-    gets the largest ``min(dt)`` over the paths that join it to the inlet face or to a halo
-    voxel, a halo voxel offering its own widest-path value. A ball of radius r reaches a
-    centre exactly when this value is ``>= r`` (the centres ``dt >= r`` form a connected
-    path to the inlet), which replaces one global labeling per radius.
+
+def _reach_block(level, parts, idx, axis, last, first_block):
+    """Widest-path level from the inlet of every voxel of one block (0: unreached).
+
+    ``level`` counts the radii whose balls fit centred on each voxel. A voxel gets the
+    largest k such that a face-connected path of voxels with level >= k joins it to the
+    inlet face or to a halo voxel offering k or more (a halo voxel offers its own
+    widest-path level): the grey-level reconstruction by dilation of the inlet under
+    ``level``, done as one labeling per level, highest first. A ball of the k-th smallest
+    radius reaches a centre exactly when this is ``>= k``, which replaces one global
+    labeling per radius by one iteration over blocks.
     """
-    ext = extend(dt.shape, parts, 0, np.float32)
-    inner = tuple(slice(1, n + 1) for n in dt.shape)
+    ext = extend(level.shape, parts, 0, np.uint16)
+    inner = tuple(slice(1, n + 1) for n in level.shape)
     marker = ext.copy()
     if idx[axis] == first_block:
         face = list(inner)
-        face[axis] = dt.shape[axis] if last else 1
-        marker[tuple(face)] = np.take(dt, -1 if last else 0, axis=axis)
-    if not marker.any() or not dt.any():
-        return np.zeros(dt.shape, np.float32)
-    ext[inner] = dt
-    cross = ndi.generate_binary_structure(dt.ndim, 1)
-    return reconstruction(marker, ext, method="dilation", footprint=cross)[inner].astype(
-        np.float32)
+        face[axis] = level.shape[axis] if last else 1
+        marker[tuple(face)] = np.take(level, -1 if last else 0, axis=axis)
+    out = np.zeros(ext.shape, np.uint16)
+    if not marker.any() or not level.any():
+        return out[inner]
+    ext[inner] = level
+    cross = ndi.generate_binary_structure(level.ndim, 1)
+    for k in range(int(ext.max()), 0, -1):
+        seeds = marker >= k
+        if not seeds.any():
+            continue
+        lab, n = ndi.label(ext >= k, structure=cross)
+        hit = np.zeros(n + 1, bool)
+        hit[lab[seeds]] = True
+        hit[0] = False
+        out[hit[lab] & (out == 0)] = k
+    return out[inner]
 
 
 def _intrude_block(block, reach, code, spacing, radii):
     mask = block == code
     out = np.zeros(block.shape, np.uint16)
+    n = len(radii)
     for i, r in enumerate(radii):
-        a = reach >= np.float32(r)
+        a = reach >= n - i   # radii descend: radii[i] is the (n - i)-th smallest
         if not a.any():
             continue
         cov = _edt(~a, spacing) < r
@@ -385,19 +403,23 @@ def porosimetry(phases, phase, inlet="z0", radii_um=None):
     if not radii.size:
         index = da.zeros(data.shape, np.uint16, chunks=data.chunks)
     else:
-        dt = _capped_dt(data, code, spacing, float(radii.max()))
-        if dt.chunks != data.chunks:
-            dt = dt.rechunk(data.chunks)
+        cap = float(radii.max())
+        depth = _depth(cap, spacing)
+        work = _rechunk_for(data, depth)
+        level = work.map_overlap(_level_block, depth=depth, boundary="none",
+                                 dtype=np.uint16, code=code, spacing=tuple(spacing),
+                                 cap=np.float32(cap),
+                                 radii_asc=np.sort(radii).astype(np.float32))
+        if level.chunks != data.chunks:
+            level = level.rechunk(data.chunks)
         first = data.numblocks[axis] - 1 if last else 0
 
         def solve(b, parts, idx):
             return _reach_block(b, parts, idx, axis, last, first)
 
-        _, parts = iterate([dt], solve, 0, "porosimetry: widest paths", max_rounds=10000,
+        _, parts = iterate([level], solve, 0, "porosimetry: widest paths", max_rounds=10000,
                            sources=lambda idx: idx[axis] == first)
-        reach = assemble([dt], solve, parts, 0, np.float32)
-        depth = _depth(float(radii.max()), spacing)
-        work = _rechunk_for(data, depth)
+        reach = assemble([level], solve, parts, 0, np.uint16)
         index = da.map_overlap(_intrude_block, work, reach.rechunk(work.chunks), depth=depth,
                                boundary="none", dtype=np.uint16, code=code,
                                spacing=tuple(spacing), radii=tuple(radii),
