@@ -20,7 +20,6 @@ from pathlib import Path
 
 def build(shape):
     import dask.array as da
-    import numpy as np
 
     from electromicro_dask import filters
     from electromicro_dask.core.arrays import as_volume, default_chunks

@@ -165,7 +165,7 @@ def main():
         f"(limit {a.memory_limit}) |",
         f"| MemorySampler peak, all {a.workers} workers | {ms_peak / 2**30:.2f} GiB |",
         f"| pixel accuracy vs truth | {agr['fraction_equal']:.4f} |",
-        f"| Jaccard | " + ", ".join(f"{k} {v:.3f}" for k, v in agr["jaccard"].items()) + " |",
+        "| Jaccard | " + ", ".join(f"{k} {v:.3f}" for k, v in agr["jaccard"].items()) + " |",
         f"| agglomerates found / true | {len(ag)} / {len(agt)} |",
         f"| median equivalent diameter found / true | "
         f"{ag.equivalent_diameter_um.median():.3f} / {agt.equivalent_diameter_um.median():.3f} um |",

@@ -216,7 +216,7 @@ def main():
     import torch
 
     cmd = "python benchmarks/bench_slicegan.py " + " ".join(sys.argv[1:])
-    lines = [f"# SliceGAN benchmark\n", f"Command: `{cmd}`  ", f"Date: {time.strftime('%Y-%m-%d %H:%M')}  ",
+    lines = ["# SliceGAN benchmark\n", f"Command: `{cmd}`  ", f"Date: {time.strftime('%Y-%m-%d %H:%M')}  ",
              f"torch {torch.__version__}; CUDA available: {torch.cuda.is_available()}; "
              f"host CPUs: {os.cpu_count()}\n"]
 

@@ -8,7 +8,7 @@ dimension names from one vocabulary and physical coordinates in micrometres
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 import dask
 import dask.array as da

@@ -474,7 +474,6 @@ class Solver:
     # -- diagnostics -------------------------------------------------------------------------
     def plane_currents(self, state):
         """Current in +z through the bottom face, every internal z-plane and the top face."""
-        torch = self.torch
         phi = state["phi"]
         kap, dif, T_e, T_d, lnc = state["ele"]
         ps, pe = phi[0], phi[1]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dask.array as da
 import numpy as np
 
 from ..core.arrays import as_segmentation, voxel_size
