@@ -91,6 +91,10 @@ def test_porosimetry_path_winding_back_across_blocks():
     # the chamber admits balls of radius 6 but fills only at the down-leg's radius
     chamber = mip.intrusion.values[4:12, 24:36, 3:13]
     assert 0 < chamber.max() <= 3.0
+    # the same structure upside down, intruded from the last slice
+    flipped = porosimetry(_seg(im[::-1], {0: "am", 1: "pore"}, chunks=(9, 13, 16)), "pore",
+                          inlet="z1")
+    np.testing.assert_array_equal(flipped.intrusion.values[::-1], ref)
 
 
 def test_slab_and_bottleneck_geometry():
