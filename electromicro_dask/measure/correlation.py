@@ -96,8 +96,23 @@ def _corr_block(block, code_a, code_b, radius, block_info=None):
     return counts.reshape((1,) * nd + out_shape)
 
 
+#: Memory budget of one block's FFT correlation (about five float64 arrays of the padded
+#: block): larger chunks are split so that a task fits beside a small worker's baseline.
+_FFT_BLOCK_BYTES = 64 * 2**20
+
+
+def _fft_chunks(data, radius):
+    """Chunks whose padded FFT (edge ~ chunk + 3 r) stays within ``_FFT_BLOCK_BYTES``."""
+    edge = int((_FFT_BLOCK_BYTES / 40) ** (1 / data.ndim))
+    out = []
+    for i, c in enumerate(data.chunks):
+        target = max(radius[i], edge - 3 * radius[i], 1)
+        out.append(c if max(c) <= target else target)
+    return data.rechunk(tuple(out)) if tuple(out) != data.chunks else data
+
+
 def _lag_counts(data, code_a, code_b, radius):
-    data = _ensure_min_chunks(data, radius)
+    data = _ensure_min_chunks(_fft_chunks(data, radius), radius)
     ov = da.overlap.overlap(data, depth={i: radius[i] for i in range(data.ndim)},
                             boundary={i: "none" for i in range(data.ndim)})
     nd = data.ndim
