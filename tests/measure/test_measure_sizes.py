@@ -42,14 +42,18 @@ def test_local_thickness_equals_porespy(pores):
     np.testing.assert_allclose(psd.curve.fraction.to_numpy(), frac)
 
 
-def test_porosimetry_equals_porespy(pores):
+def _porespy_intrusion(im, radii):
+    """PoreSpy's intrusion map from the first slice, at our radii (integer voxels)."""
     ps = pytest.importorskip("porespy")
+    inlets = np.zeros_like(im)
+    inlets[0] = True
+    return ps.filters.porosimetry(im, inlets=inlets, sizes=radii.astype(int), method="dt")
+
+
+def test_porosimetry_equals_porespy(pores):
     seg = _seg(pores, {0: "am", 1: "pore"}, chunks=(19, 17, 23))
     mip = porosimetry(seg, "pore", inlet="z0")
-    radii = mip.curve.radius_um.to_numpy()
-    inlets = np.zeros_like(pores)
-    inlets[0] = True
-    ref = ps.filters.porosimetry(pores, inlets=inlets, sizes=radii.astype(int), method="dt")
+    ref = _porespy_intrusion(pores, mip.curve.radius_um.to_numpy())
     np.testing.assert_array_equal(mip.intrusion.values, ref)
 
 
@@ -74,7 +78,6 @@ def test_porosimetry_path_winding_back_across_blocks():
     # A U-shaped pore: up a wide column from the inlet, over, and down a second column to
     # a chamber next to the inlet (walled off from it). The chamber is reached only through
     # the narrow down-leg, so the widest path crosses every z block border twice.
-    ps = pytest.importorskip("porespy")
     im = np.zeros((48, 40, 16), bool)
     im[:44, 2:14, 2:14] = True          # up-leg, half-width 6, open at the inlet z = 0
     im[36:44, 2:38, 4:12] = True        # bridge at the top
@@ -83,10 +86,7 @@ def test_porosimetry_path_winding_back_across_blocks():
     im[:2, 22:38] = False
     seg = _seg(im, {0: "am", 1: "pore"}, chunks=(7, 13, 16))
     mip = porosimetry(seg, "pore", inlet="z0")
-    radii = mip.curve.radius_um.to_numpy()
-    inlets = np.zeros_like(im)
-    inlets[0] = True
-    ref = ps.filters.porosimetry(im, inlets=inlets, sizes=radii.astype(int), method="dt")
+    ref = _porespy_intrusion(im, mip.curve.radius_um.to_numpy())
     np.testing.assert_array_equal(mip.intrusion.values, ref)
     # the chamber admits balls of radius 6 but fills only at the down-leg's radius
     chamber = mip.intrusion.values[4:12, 24:36, 3:13]
