@@ -14,6 +14,7 @@ blocks. Memory per task is a few times (chunk + 3 r_max)^3 complex numbers.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 
 import dask.array as da
@@ -70,49 +71,66 @@ def _ensure_min_chunks(data, depth):
 
 
 def _corr_block(block, code_a, code_b, radius, block_info=None):
-    """Pair counts per lag (box of half-widths ``radius``) for first points in the core."""
+    """Pair counts per lag (box of half-widths ``radius``) for first points in the core.
+
+    The core is cut into sub-blocks whose padded FFT stays within ``_FFT_BLOCK_BYTES``,
+    each correlated with the points within ``radius`` of it, so a task's memory does not
+    grow with the chunk."""
     loc = block_info[0]["chunk-location"]
     nb = block_info[0]["num-chunks"]
     nd = block.ndim
     lo = [radius[i] if loc[i] > 0 else 0 for i in range(nd)]
-    hi = [radius[i] if loc[i] < nb[i] - 1 else 0 for i in range(nd)]
-    core_sl = tuple(slice(lo[i], block.shape[i] - hi[i]) for i in range(nd))
-    a = (block[core_sl] == code_a).astype(np.float64)
-    b = (block == code_b).astype(np.float64)
-    out_shape = tuple(2 * r + 1 for r in radius)
-    if not a.any() or not b.any():
-        return np.zeros((1,) * nd + out_shape, np.int64)
+    hi = [block.shape[i] - (radius[i] if loc[i] < nb[i] - 1 else 0) for i in range(nd)]
+    out = np.zeros(tuple(2 * r + 1 for r in radius), np.int64)
+    edge = _sub_edge(radius)
+    starts = [range(lo[i], hi[i], edge[i]) for i in range(nd)]
+    for start in itertools.product(*starts):
+        a_sl = tuple(slice(s, min(s + edge[i], hi[i])) for i, s in enumerate(start))
+        b_lo = [max(0, s - radius[i]) for i, s in enumerate(start)]
+        b_sl = tuple(slice(b_lo[i], min(a_sl[i].stop + radius[i], block.shape[i]))
+                     for i in range(nd))
+        a = block[a_sl] == code_a
+        if not a.any():
+            continue
+        b = block[b_sl] == code_b
+        if not b.any():
+            continue
+        out += _fft_counts(a, b, [s - bl for s, bl in zip(start, b_lo)], radius)
+    return out.reshape((1,) * nd + out.shape)
+
+
+def _fft_counts(a, b, lo, radius):
+    """``sum_y a(y) b(y + lo + h)`` for every lag ``|h_i| <= radius_i`` (exact integers)."""
+    nd = a.ndim
     # Zero padding to ext + r_max along each axis keeps the circular FFT correlation free
     # of wrap-around for every lag |h| <= r_max.
     size = [sp_fft.next_fast_len(b.shape[i] + radius[i], real=True) for i in range(nd)]
-    fa = sp_fft.rfftn(a, s=size)
-    fb = sp_fft.rfftn(b, s=size)
-    c = sp_fft.irfftn(np.conj(fa) * fb, s=size)
-    del fa, fb
+    fa = sp_fft.rfftn(a.astype(np.float64), s=size)
+    fa = np.conj(fa, out=fa)
+    fa *= sp_fft.rfftn(b.astype(np.float64), s=size)
+    c = sp_fft.irfftn(fa, s=size)
+    del fa
     # corr(h) = sum_y a(y) b(y + lo + h), read at (lo + h) mod size
     idx = np.ix_(*[np.mod(lo[i] + np.arange(-radius[i], radius[i] + 1), size[i])
                   for i in range(nd)])
-    counts = np.rint(c[idx]).astype(np.int64)
-    return counts.reshape((1,) * nd + out_shape)
+    return np.rint(c[idx]).astype(np.int64)
 
 
-#: Memory budget of one block's FFT correlation (about five float64 arrays of the padded
-#: block): larger chunks are split so that a task fits beside a small worker's baseline.
+#: Memory budget of one FFT correlation (about five float64 arrays of the padded
+#: sub-block): larger chunks are worked through in sub-blocks, so that a task fits
+#: beside a small worker's baseline.
 _FFT_BLOCK_BYTES = 64 * 2**20
 
 
-def _fft_chunks(data, radius):
-    """Chunks whose padded FFT (edge ~ chunk + 3 r) stays within ``_FFT_BLOCK_BYTES``."""
-    edge = int((_FFT_BLOCK_BYTES / 40) ** (1 / data.ndim))
-    out = []
-    for i, c in enumerate(data.chunks):
-        target = max(radius[i], edge - 3 * radius[i], 1)
-        out.append(c if max(c) <= target else target)
-    return data.rechunk(tuple(out)) if tuple(out) != data.chunks else data
+def _sub_edge(radius):
+    """Edge of the sub-blocks whose padded FFT (edge ~ sub-block + 3 r) stays within
+    ``_FFT_BLOCK_BYTES``."""
+    edge = int((_FFT_BLOCK_BYTES / 40) ** (1 / len(radius)))
+    return [max(r, edge - 3 * r, 1) for r in radius]
 
 
 def _lag_counts(data, code_a, code_b, radius):
-    data = _ensure_min_chunks(_fft_chunks(data, radius), radius)
+    data = _ensure_min_chunks(data, radius)
     ov = da.overlap.overlap(data, depth={i: radius[i] for i in range(data.ndim)},
                             boundary={i: "none" for i in range(data.ndim)})
     nd = data.ndim

@@ -53,6 +53,24 @@ def test_cross_correlation_brute_force_and_anisotropic():
     assert c0 == pytest.approx(-eps)  # A and B are disjoint: S2(0) = 0
 
 
+def test_sub_blocks_of_a_large_chunk_brute_force(monkeypatch):
+    # A budget of a few kB forces every chunk through many FFT sub-blocks (the memory
+    # bound of one task); the counts must still be the exact pair counts.
+    from electromicro_dask.measure import correlation
+    monkeypatch.setattr(correlation, "_FFT_BLOCK_BYTES", 40 * 12 ** 3)
+    im = _structure((26, 23, 21), seed=3)
+    seg = _seg(im, {0: "pore", 1: "cbd", 2: "am"}, chunks=(26, 12, 21))
+    res = two_point_correlation(seg, "pore", "am", r_max_um=2.0)
+    a, b = im == 0, im == 2
+    for (dz, dy, dx) in [(0, 0, 0), (2, -1, 0), (-2, 2, -2), (1, 0, 2)]:
+        sa = a[max(0, -dz):a.shape[0] - max(0, dz), max(0, -dy):a.shape[1] - max(0, dy),
+               max(0, -dx):a.shape[2] - max(0, dx)]
+        sb = b[max(0, dz):b.shape[0] - max(0, -dz), max(0, dy):b.shape[1] - max(0, -dy),
+               max(0, dx):b.shape[2] - max(0, -dx)]
+        assert res.lags.sel(dz=dz, dy=dy, dx=dx).item() == pytest.approx((sa & sb).mean(),
+                                                                        rel=1e-12)
+
+
 def test_chunk_invariance_odd_chunks():
     im = _structure((33, 27, 25), seed=2)
     phases = {0: "pore", 1: "cbd", 2: "am"}
