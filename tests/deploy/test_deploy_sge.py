@@ -123,6 +123,21 @@ def _which(name):
     return shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/bin:/sbin")
 
 
+def _stop_stale_daemon(pid_file):
+    """SIGTERM the SGE daemon a pid file names, if it is still running, and wait for it."""
+    try:
+        pid = int(Path(pid_file).read_text().split()[0])
+        comm = Path(f"/proc/{pid}/comm").read_text().strip()
+    except (OSError, ValueError, IndexError):
+        return
+    if not comm.startswith("sge_"):
+        return
+    os.kill(pid, signal.SIGTERM)
+    t_end = time.time() + 20
+    while _alive(pid) and time.time() < t_end:
+        time.sleep(0.2)
+
+
 def _pid(path, timeout=30.0):
     t_end = time.time() + timeout
     while time.time() < t_end:
@@ -156,9 +171,11 @@ def sge(tmp_path_factory):
 
     try:
         sh(_SETUP)
-        # Stale pid files of earlier runs would name someone else's process.
+        # A run killed before its teardown leaves its daemons up (a second qmaster would
+        # not start); otherwise a stale pid file names someone else's process.
         for f in glob.glob("/var/spool/gridengine/qmaster/qmaster.pid") + \
                 glob.glob("/var/spool/gridengine/execd/*/execd.pid"):
+            _stop_stale_daemon(f)
             os.unlink(f)
         subprocess.run([_which("sge_qmaster")], env=env, check=True)
         started.append(_pid("/var/spool/gridengine/qmaster/qmaster.pid"))
