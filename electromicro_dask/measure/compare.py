@@ -10,7 +10,7 @@ import pandas as pd
 from ..core.arrays import as_segmentation, check_same_grid
 from ..core.errors import InputError
 from ..core.progress import compute
-from .fractions import blockwise_bincount
+from ..core.reduce import blockwise_bincount
 
 __all__ = ["compare", "compare_many", "confusion"]
 

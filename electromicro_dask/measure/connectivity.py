@@ -18,7 +18,7 @@ import xarray as xr
 from ..core.errors import InputError
 from ..core.phases import phase_code
 from ..core.progress import compute
-from .fractions import blockwise_bincount
+from ..core.reduce import blockwise_bincount
 from .surface import _axis_index, _segmentation
 
 __all__ = ["connectivity", "Connectivity"]

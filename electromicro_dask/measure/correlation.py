@@ -27,7 +27,7 @@ from ..core.arrays import voxel_size
 from ..core.errors import InputError
 from ..core.phases import phase_code
 from ..core.progress import compute
-from .fractions import blockwise_bincount
+from ..core.reduce import blockwise_bincount
 from .surface import _segmentation
 
 __all__ = ["two_point_correlation", "TwoPointCorrelation"]

@@ -9,25 +9,9 @@ import pandas as pd
 from ..core.arrays import as_segmentation
 from ..core.errors import InputError
 from ..core.progress import compute
+from ..core.reduce import blockwise_bincount
 
 __all__ = ["volume_fractions", "profile"]
-
-
-def _bincount_block(block, minlength):
-    counts = np.bincount(block.ravel(), minlength=minlength)
-    return counts.reshape((1,) * block.ndim + (-1,))
-
-
-def blockwise_bincount(x, minlength):
-    """``bincount`` of all values of the non-negative integer dask array ``x`` (values
-    below ``minlength``), one count per block then summed: unlike
-    ``da.bincount(x.ravel())`` it never rechunks ``x`` (a ravel of a 3D chunk grid
-    rechunks into whole-slab chunks, far beyond a small worker's memory)."""
-    minlength = int(minlength)
-    per_block = x.map_blocks(_bincount_block, minlength, new_axis=x.ndim, dtype=np.int64,
-                             chunks=tuple((1,) * len(c) for c in x.chunks) + ((minlength,),),
-                             meta=np.empty((0,) * (x.ndim + 1), np.int64))
-    return per_block.sum(axis=tuple(range(x.ndim)))
 
 
 def _counts_block(block, n, axis):

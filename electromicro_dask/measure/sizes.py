@@ -45,7 +45,7 @@ from ..core.errors import InputError
 from ..core.phases import phase_code
 from ..core.progress import compute
 from ._exchange import assemble, extend, iterate
-from .fractions import blockwise_bincount
+from ..core.reduce import blockwise_bincount
 from .surface import _segmentation
 
 __all__ = ["phase_size_distribution", "porosimetry", "constrictivity",

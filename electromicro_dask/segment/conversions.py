@@ -173,9 +173,9 @@ def convert(probabilities, fractions, method="NN-AM-Cond", seed=0):
     kw = dict(idx=idx, order=order, cond=cond, seed=int(seed), global_shape=spatial,
               drop_axis=0, dtype=np.float64)
     k1 = data.map_blocks(_key_block, t1=None, **kw)
-    t1 = _top_cut(k1.ravel(), n1)
+    t1 = _top_cut(k1, n1)
     k2 = data.map_blocks(_key_block, t1=t1, **kw)
-    t2 = _top_cut(k2.ravel(), n2)
+    t2 = _top_cut(k2, n2)
     codes = np.array([CODES3[n] for n in order], dtype=np.uint8)
     kw.update(dtype=np.uint8)
     seg = data.map_blocks(_label_block, t1=t1, t2=t2, codes=codes, **kw)

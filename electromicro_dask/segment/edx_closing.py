@@ -30,12 +30,12 @@ from __future__ import annotations
 
 import math
 
-import dask.array as da
 import numpy as np
 
 from ..core.arrays import as_volume, spatial_dims
 from ..core.errors import ConvergenceError, InputError
 from ..core.progress import compute
+from ..core.reduce import blockwise_bincount
 from ._common import CODES3, PHASES3, check_fractions3
 
 __all__ = ["edx_closing"]
@@ -177,7 +177,7 @@ def edx_closing(image_or_am, fractions, cbd_profile, axis="z", max_radius_voxels
     levels = am.map_overlap(_levels_block, depth=depth, boundary="none", radii=radii,
                             dtype=np.uint8)
     key = levels.map_blocks(_slice_key_block, axis=ax, nlev=nlev, dtype=np.int64)
-    counts = da.bincount(key.ravel(), minlength=nz * (nlev + 2))
+    counts = blockwise_bincount(key, nz * (nlev + 2))
     (counts,) = compute(counts, label="closing levels per slice")
     counts = counts[: nz * (nlev + 2)].reshape(nz, nlev + 2)
     per_slice = counts.sum(1).astype(np.float64)

@@ -31,6 +31,7 @@ import numpy as np
 from ..core.arrays import as_volume
 from ..core.errors import ConvergenceError, InputError
 from ..core.progress import compute
+from ..core.reduce import blockwise_histogram2d
 from ._common import CODES3, PHASES3, check_fractions3
 
 __all__ = ["kmeans", "kmeans_features"]
@@ -257,11 +258,11 @@ def _calibrate(data, mu, w, xm, targets, sample_ratios, bins=1024):
     r = data.map_overlap(_logratio_block, depth=1, boundary="reflect", trim=False, mu=mu,
                          w=np.ones(3), xm=xm, new_axis=0, chunks=((2,),) + data.chunks,
                          dtype=np.float32)
-    a = da.clip(r[0], lo[0], hi[0]).ravel()
-    b = da.clip(r[1], lo[1], hi[1]).ravel()
-    c = da.clip(r[0] - r[1], lo[2], hi[2]).ravel()
-    h_ab, ea, eb = da.histogram2d(a, b, bins=bins, range=[[lo[0], hi[0]], [lo[1], hi[1]]])
-    h_ac, _, ec = da.histogram2d(a, c, bins=bins, range=[[lo[0], hi[0]], [lo[2], hi[2]]])
+    a = da.clip(r[0], lo[0], hi[0])
+    b = da.clip(r[1], lo[1], hi[1])
+    c = da.clip(r[0] - r[1], lo[2], hi[2])
+    h_ab, ea, eb = blockwise_histogram2d(a, b, bins, [[lo[0], hi[0]], [lo[1], hi[1]]])
+    h_ac, _, ec = blockwise_histogram2d(a, c, bins, [[lo[0], hi[0]], [lo[2], hi[2]]])
     h_ab, h_ac = compute(h_ab, h_ac, label="k-means calibration histograms")
     frac = _Tables(np.asarray(h_ab), np.asarray(h_ac), np.asarray(ea), np.asarray(eb),
                    np.asarray(ec))

@@ -20,6 +20,7 @@ from ..core.arrays import as_segmentation, voxel_size
 from ..core.errors import InputError
 from ..core.phases import phase_code, phase_table
 from ..core.progress import compute
+from ..core.reduce import blockwise_bincount
 
 __all__ = ["label_agglomerates", "agglomerate_properties", "interface_lengths"]
 
@@ -227,8 +228,8 @@ def interface_lengths(phases):
     for lo, hi, length in ((a[:-1, :], a[1:, :], vs[1]), (a[:, :-1], a[:, 1:], vs[0])):
         key = da.minimum(lo, hi) * top + da.maximum(lo, hi)
         # Equal neighbours go to an extra bin that is dropped.
-        key = da.where(lo != hi, key, top * top).ravel()
-        pairs.append((da.bincount(key, minlength=top * top + 1), length))
+        key = da.where(lo != hi, key, top * top)
+        pairs.append((blockwise_bincount(key, top * top + 1), length))
     counts = compute(*[p for p, _ in pairs], label="interfaces")
     rows = []
     for (c, (_, length)) in zip(counts, pairs):
