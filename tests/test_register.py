@@ -1,0 +1,135 @@
+"""Multimodal rigid registration against known transforms (notes/swaxs.md 2.7, checks 29-32).
+
+The truth is analytic: a field of smooth balls evaluated at the fixed grid's points and, for
+the moving volume, at the points a known rigid transform maps them from, so the moving volume
+(other voxel size, inverted contrast, its own noise) is not an interpolated copy.
+"""
+
+import numpy as np
+import pytest
+import xarray as xr
+
+import electromicro_dask as emd
+from electromicro_dask.errors import InputError
+
+reg = pytest.importorskip("electromicro_dask.register")
+pytest.importorskip("SimpleITK")
+
+CENTER = np.array([23.5, 23.5, 23.5])
+
+
+def _field(p, seed=0):
+    rng = np.random.default_rng(seed)
+    cent = rng.uniform(-4, 52, size=(60, 3))
+    rad = rng.uniform(3, 7, 60)
+    f = np.zeros(p.shape[:-1])
+    for c, r in zip(cent, rad):
+        d = np.sqrt(((p - c) ** 2).sum(-1))
+        f = np.maximum(f, 0.5 * (1 - np.tanh((d - r) / 0.5)))
+    return f
+
+
+def _grid(n, h):
+    ax = h * np.arange(n)
+    return np.stack(np.meshgrid(ax, ax, ax, indexing="ij"), -1)
+
+
+def _pair(angles_deg, t_um, noise=(3.0, 4.0)):
+    """X-ray-like fixed volume (1 um voxels, bright balls) and a neutron-like moving one
+    (1.5 um voxels, dark balls) related by p_moving = R (p_fixed - c) + c + t."""
+    rng = np.random.default_rng(1)
+    pf = _grid(48, 1.0)
+    fixed = 100 + 50 * _field(pf) + rng.normal(0, noise[0], pf.shape[:-1])
+    R = reg._rotation_zyx(*np.radians(angles_deg))
+    pm = _grid(32, 1.5)
+    src = (pm - CENTER - np.asarray(t_um)) @ R + CENTER  # R^T (q - c - t) + c
+    moving = 200 - 80 * _field(src) + rng.normal(0, noise[1], pm.shape[:-1])
+    return (emd.as_volume(fixed.astype("float32"), voxel_size=1.0),
+            emd.as_volume(moving.astype("float32"), voxel_size=1.5), R)
+
+
+def _angle_error(r, R):
+    return np.degrees(np.arccos(np.clip((np.trace(r.rotation.T @ R) - 1) / 2, -1, 1)))
+
+
+@pytest.mark.parametrize("angles, t", [((1.5, 0.7, -1.0), (0.6, 1.7, -2.3)),
+                                       ((14.0, -8.0, 6.0), (6.0, -9.0, 5.0))])
+def test_recovers_known_transform_of_inverted_contrast_volume(angles, t):
+    fixed, moving, R = _pair(angles, t)
+    r = reg.register(fixed, moving)
+    assert r.converged, r.reason
+    # within 0.2 voxel of the fixed volume (1 um) and 0.3 degrees
+    np.testing.assert_allclose(r.translation_um, t, atol=0.2)
+    assert _angle_error(r, R) < 0.3
+    assert r.shared_information > 0.15
+
+
+@pytest.mark.parametrize("angles, t", [((14.0, -8.0, 6.0), (6.0, -9.0, 5.0)),
+                                       ((18.0, 0.0, 0.0), (0.0, 12.0, -10.0))])
+def test_far_start_without_prealignment_is_flagged(angles, t):
+    fixed, moving, R = _pair(angles, t)
+    r = reg.register(fixed, moving, prealign=False)
+    assert _angle_error(r, R) > 5  # the optimiser alone stops in a wrong optimum ...
+    assert not r.converged  # ... and says so
+    assert "share" in r.reason
+    # a rough start (1 degree, 1 um off per axis) does without the search
+    rough = (np.asarray(angles) - 1.0, np.asarray(t) - 1.0)
+    r2 = reg.register(fixed, moving, prealign=False, initial=rough)
+    assert r2.converged, r2.reason
+    np.testing.assert_allclose(r2.translation_um, t, atol=0.2)
+    assert _angle_error(r2, R) < 0.3
+
+
+def test_resample_matches_truth_and_is_chunk_invariant():
+    fixed, moving, R = _pair((3.0, -2.0, 1.0), (1.0, -2.0, 1.5))
+    r = reg.register(fixed, moving)
+    a = reg.resample(moving, r, like=fixed.chunk({"z": 16, "y": 48, "x": 48})).values
+    b = reg.resample(moving, r, like=fixed.chunk({"z": 13, "y": 20, "x": 48})).values
+    np.testing.assert_array_equal(np.isnan(a), np.isnan(b))
+    np.testing.assert_allclose(a[~np.isnan(a)], b[~np.isnan(b)], rtol=1e-6)
+    truth = 200 - 80 * _field(_grid(48, 1.0))
+    ok = ~np.isnan(a)
+    assert ok.mean() > 0.6
+    # the neutron-like volume, brought onto the X-ray grid, shows the true (inverted) balls
+    err = np.abs(a[ok] - truth[ok])
+    assert np.median(err) < 6.0  # noise sigma 4 plus interpolation of 1.5 um voxels
+    assert np.corrcoef(a[ok], truth[ok])[0, 1] > 0.95
+
+
+def test_find_slice_finds_the_height_of_a_2d_map():
+    rng = np.random.default_rng(2)
+    vol = emd.as_volume((100 + 50 * _field(_grid(48, 1.0))
+                         + rng.normal(0, 3, (48, 48, 48))).astype("float32"),
+                        voxel_size=1.0, chunks=(10, 48, 48))
+    for k in (7, 30):
+        ax = np.arange(48.0)
+        yx = np.stack(np.meshgrid(ax, ax, indexing="ij"), -1)
+        p = np.concatenate([np.full(yx.shape[:-1] + (1,), k + 0.3), yx], axis=-1)
+        image = 10 - 4 * _field(p) + rng.normal(0, 0.3, p.shape[:-1])  # other modality
+        idx, scores = reg.find_slice(vol, image)
+        assert abs(idx - k) <= 1
+        assert scores.index.name == "z_um" and len(scores) == 48
+
+
+def test_composite_is_red_xray_cyan_neutron():
+    x = np.array([[0.0, 1.0], [0.0, 1.0]])
+    n = np.array([[0.0, 0.0], [1.0, 1.0]])
+    rgb = reg.composite(x, n, percentiles=(0, 100))
+    np.testing.assert_allclose(rgb[0, 1], [1, 0, 0])  # X-ray only: red
+    np.testing.assert_allclose(rgb[1, 0], [0, 1, 1])  # neutron only: cyan
+    np.testing.assert_allclose(rgb[1, 1], [1, 1, 1])  # both: white
+
+
+def test_bad_input():
+    fixed, moving, _ = _pair((0, 0, 0), (0, 0, 0))
+    with pytest.raises(InputError, match="fixed"):
+        reg.register(np.zeros((8, 8, 8)), moving)
+    bare = xr.DataArray(np.zeros((8, 8, 8), "float32"), dims=("z", "y", "x"))
+    with pytest.raises(InputError, match="moving.*coordinates"):
+        reg.register(fixed, bare)
+    with pytest.raises(InputError, match="initial"):
+        reg.register(fixed, moving, initial=((1, 2), (0, 0, 0)))
+    with pytest.raises(InputError, match="image"):
+        reg.find_slice(fixed, np.zeros((5, 5)))
+    with pytest.raises(InputError, match="neutron"):
+        reg.composite(np.zeros((2, 2)), np.zeros((3, 3)))
