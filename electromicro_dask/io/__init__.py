@@ -13,5 +13,6 @@ from .tiff import read_tiff, read_tiff_folder
 __all__ = ["read_tiff", "read_tiff_folder", "read_hdf5", "read_raw", "read_npy",
            "from_numpy", "read", "ingest"]
 from .spectral import read_imzml, read_si_ascii, read_tiff_stack  # noqa: E402
+from .frames import read_frames  # noqa: E402
 
-__all__ += ["read_imzml", "read_si_ascii", "read_tiff_stack"]
+__all__ += ["read_imzml", "read_si_ascii", "read_tiff_stack", "read_frames"]

@@ -16,7 +16,8 @@ import xarray as xr
 from ..core.errors import InputError
 from ..core.progress import compute
 
-__all__ = ["merge_subsets", "normalize_i0", "find_center", "shift_center", "assemble"]
+__all__ = ["to_sinogram", "merge_subsets", "normalize_i0", "find_center", "shift_center",
+           "assemble"]
 
 
 def _check_sino(sino, argument="sinogram"):
@@ -26,6 +27,68 @@ def _check_sino(sino, argument="sinogram"):
         if d not in sino.coords:
             raise InputError(argument, f"a {d!r} positioner coordinate (frames without "
                              "positioners cannot be placed)")
+
+
+def to_sinogram(profiles, decimals=6):
+    """Place per-frame data on the ``(angle, t)`` grid given by their positioners.
+
+    Parameters
+    ----------
+    profiles : xarray.DataArray
+        Dims ``("frame", ...)`` (e.g. :func:`~electromicro_dask.io.read_frames` integrated
+        by :func:`~electromicro_dask.scattering.integrate`) with ``angle`` (degrees) and ``t``
+        (um) coordinates along ``frame``, in any order (interlaced subsets, snake scans).
+    decimals : int
+        Positioner readings are rounded to this many decimals to find the grid.
+
+    Returns
+    -------
+    xarray.DataArray
+        ``("angle", "t", ...)`` sorted by both positioners (lazy); other per-frame
+        coordinates (a monitor, ...) become ``("angle", "t")`` coordinates.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> p = xr.DataArray(np.arange(4.0)[:, None], dims=("frame", "q"),
+    ...                  coords={"angle": ("frame", [90.0, 90.0, 0.0, 0.0]),
+    ...                          "t": ("frame", [0.0, 5.0, 5.0, 0.0])})
+    >>> to_sinogram(p)[:, :, 0].values.tolist()
+    [[3.0, 2.0], [0.0, 1.0]]
+    """
+    if not isinstance(profiles, xr.DataArray) or "frame" not in profiles.dims:
+        raise InputError("profiles", "a DataArray with a 'frame' dim")
+    for d in ("angle", "t"):
+        if d not in profiles.coords or profiles.coords[d].dims != ("frame",):
+            raise InputError("profiles", f"a {d!r} positioner coordinate along 'frame' (frames "
+                             "without positioners cannot be placed)")
+    prof = profiles.transpose("frame", ...)
+    a = np.round(prof.coords["angle"].values.astype(float), decimals)
+    t = np.round(prof.coords["t"].values.astype(float), decimals)
+    ua, ia = np.unique(a, return_inverse=True)
+    ut, it = np.unique(t, return_inverse=True)
+    key = ia * len(ut) + it
+    n = key.size
+    if n != len(ua) * len(ut) or np.unique(key).size != n:
+        raise InputError("profiles", f"one frame per (angle, t) pair of a full grid: {n} "
+                         f"frames for {len(ua)} angles x {len(ut)} positions")
+    order = np.argsort(key)
+    data = prof.data[order] if isinstance(prof.data, da.Array) else np.asarray(prof.data)[order]
+    rest = prof.shape[1:]
+    data = data.reshape((len(ua), len(ut)) + rest)
+    coords = {"angle": ua, "t": ut}
+    for name, c in prof.coords.items():
+        if name in ("angle", "t", "frame"):
+            continue
+        if c.dims == ("frame",):
+            coords[name] = (("angle", "t"), c.values[order].reshape(len(ua), len(ut)))
+        elif "frame" not in c.dims:
+            coords[name] = c
+    out = xr.DataArray(data, dims=("angle", "t") + prof.dims[1:], coords=coords,
+                       name=profiles.name, attrs=dict(profiles.attrs))
+    out["angle"].attrs["units"] = "deg"
+    out["t"].attrs["units"] = "um"
+    return out
 
 
 def merge_subsets(*subsets):
