@@ -7,7 +7,8 @@ from .pfib import PFIB_CONTRAST, PFIB_PHASES, pfib_electrode, pfib_stack
 from .sims import SIMS_PHASES, SIMS_SPECTRA, sims_cube, sims_section
 from .tomogram import DEFAULT_CONTRAST, tomogram
 from .wound_cell import WOUND_CELL_PHASES, wound_cell
+from .detector_frames import detector_frames
 
 __all__ = ["correlative", "electrode", "tomogram", "DEFAULT_CONTRAST", "sims_section", "sims_cube",
            "SIMS_SPECTRA", "SIMS_PHASES", "pfib_electrode", "pfib_stack", "PFIB_PHASES",
-           "PFIB_CONTRAST", "wound_cell", "WOUND_CELL_PHASES"]
+           "PFIB_CONTRAST", "wound_cell", "WOUND_CELL_PHASES", "detector_frames"]
