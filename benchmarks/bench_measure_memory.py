@@ -46,7 +46,7 @@ def main():
     ap.add_argument("--memory-limit", default="300MiB")
     ap.add_argument("--ops", nargs="+", default=["fractions", "surface_area", "correlation",
                                                   "connectivity", "porosimetry",
-                                                  "local_thickness"])
+                                                  "local_thickness", "geodesic"])
     ap.add_argument("--out", default=str(HERE / "results" / "measure_memory.md"))
     args = ap.parse_args()
 
@@ -72,6 +72,7 @@ def main():
         "porosimetry": lambda: round(measure.porosimetry(seg, "pore", inlet="z0").r_min, 3),
         "local_thickness": lambda: round(measure.phase_size_distribution(seg, "pore").r_max,
                                          3),
+        "geodesic": lambda: round(measure.geodesic_tortuosity(seg, "pore", axis="z").mean, 4),
     }
     rows = []
     with LocalCluster(n_workers=args.workers, threads_per_worker=1, memory_limit=limit,

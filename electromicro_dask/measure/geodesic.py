@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy.sparse import coo_matrix
+from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import dijkstra
 
 from ..core.arrays import voxel_size
@@ -68,25 +68,16 @@ def _solve_block(block, halo, code, spacing, inlet_axis, at_inlet):
 
     ``halo`` is the block extended by one voxel on each side, inf where unknown; its
     interior is ignored. Returns the block's distances (inf where unreached).
+
+    The graph holds the phase voxels only, with int32 ids, and is written straight into
+    preallocated edge arrays (both directions of the 13 undirected neighbour offsets plus
+    one edge from a virtual source per start voxel): about 30 bytes per edge, so a 64^3
+    block of a porous phase needs about 110 MB where separate per-offset lists and their
+    concatenations needed about 300 MB.
     """
     mask = block == code
     shape = block.shape
     nd = block.ndim
-    n = mask.size
-    ids = np.arange(n).reshape(shape)
-    rows, cols, wts = [], [], []
-    # Edges between phase voxels of the block, each undirected edge once (13 directions).
-    for o in _offsets(nd):
-        if [c for c in o if c][0] < 0:
-            continue
-        src = tuple(slice(max(0, -c), shape[i] - max(0, c)) for i, c in enumerate(o))
-        dst = tuple(slice(max(0, c), shape[i] - max(0, -c)) for i, c in enumerate(o))
-        both = mask[src] & mask[dst]
-        if both.any():
-            length = float(np.sqrt(sum((c * s) ** 2 for c, s in zip(o, spacing))))
-            rows.append(ids[src][both])
-            cols.append(ids[dst][both])
-            wts.append(np.full(int(both.sum()), length))
     # Virtual source: best distance offered by the halo (plus the step), 0 on the inlet.
     init = np.full(shape, np.inf)
     for o in _offsets(nd):
@@ -101,23 +92,42 @@ def _solve_block(block, halo, code, spacing, inlet_axis, at_inlet):
     start = np.isfinite(init)
     if not start.any():
         return np.full(shape, np.inf)
+    n = int(mask.sum())
+    ids = np.full(shape, -1, np.int32)
+    ids[mask] = np.arange(n, dtype=np.int32)
+    forward = [o for o in _offsets(nd) if [c for c in o if c][0] > 0]
+    pairs = []
+    for o in forward:
+        src = tuple(slice(max(0, -c), shape[i] - max(0, c)) for i, c in enumerate(o))
+        dst = tuple(slice(max(0, c), shape[i] - max(0, -c)) for i, c in enumerate(o))
+        pairs.append((src, dst, int((mask[src] & mask[dst]).sum()),
+                      float(np.sqrt(sum((c * s) ** 2 for c, s in zip(o, spacing))))))
+    n_start = int(start.sum())
+    m = 2 * sum(k for _, _, k, _ in pairs) + n_start
+    rows = np.empty(m, np.int32)
+    cols = np.empty(m, np.int32)
+    wts = np.empty(m, np.float64)
+    pos = 0
+    for src, dst, k, length in pairs:
+        if not k:
+            continue
+        both = mask[src] & mask[dst]
+        a, b = ids[src][both], ids[dst][both]
+        rows[pos:pos + k], cols[pos:pos + k] = a, b
+        rows[pos + k:pos + 2 * k], cols[pos + k:pos + 2 * k] = b, a
+        wts[pos:pos + 2 * k] = length
+        pos += 2 * k
     # A constant shift keeps zero offsets as stored edges of the sparse graph.
     shift = 1.0
-    rows.append(np.full(int(start.sum()), n))
-    cols.append(ids[start])
-    wts.append(init[start] + shift)
-    r = np.concatenate(rows)
-    c = np.concatenate(cols)
-    w = np.concatenate(wts)
-    # Undirected block edges both ways; source edges one way.
-    k = len(r) - int(start.sum())
-    rr = np.concatenate([r, c[:k]])
-    cc = np.concatenate([c, r[:k]])
-    ww = np.concatenate([w, w[:k]])
-    graph = coo_matrix((ww, (rr, cc)), shape=(n + 1, n + 1)).tocsr()
+    rows[pos:] = n
+    cols[pos:] = ids[start]
+    wts[pos:] = init[start] + shift
+    graph = csr_matrix((wts, (rows, cols)), shape=(n + 1, n + 1))
+    del rows, cols, wts
     dist = dijkstra(graph, directed=True, indices=n)[:n] - shift
-    dist[~mask.ravel()] = np.inf
-    return dist.reshape(shape)
+    out = np.full(shape, np.inf)
+    out[mask] = dist
+    return out
 
 
 def geodesic_tortuosity(phases, phase, axis="z", max_rounds=10000):
