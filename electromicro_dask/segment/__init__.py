@@ -5,7 +5,9 @@ from .edx_closing import edx_closing
 from .kmeans import kmeans, kmeans_features
 from .mlp import MLPModel, load_mlp, mlp, train_mlp
 from .pfib import correct_pore_back, pfib_phases
+from .recipe import DENSITIES_G_CM3, fractions_from_recipe
 from .threshold import threshold
 
 __all__ = ["threshold", "kmeans", "kmeans_features", "MLPModel", "train_mlp", "load_mlp",
-           "mlp", "convert", "CONVERSIONS", "edx_closing", "correct_pore_back", "pfib_phases"]
+           "mlp", "convert", "CONVERSIONS", "edx_closing", "correct_pore_back", "pfib_phases",
+           "fractions_from_recipe", "DENSITIES_G_CM3"]
