@@ -1,7 +1,7 @@
 """Segmentation of grey-value images into phases."""
 
 from .conversions import CONVERSIONS, convert
-from .edx_closing import edx_closing
+from .edx_closing import EDXProfile, edx_closing, edx_profile
 from .kmeans import kmeans, kmeans_features
 from .mlp import MLPModel, load_mlp, mlp, train_mlp
 from .pfib import correct_pore_back, pfib_phases
@@ -10,4 +10,4 @@ from .threshold import threshold
 
 __all__ = ["threshold", "kmeans", "kmeans_features", "MLPModel", "train_mlp", "load_mlp",
            "mlp", "convert", "CONVERSIONS", "edx_closing", "correct_pore_back", "pfib_phases",
-           "fractions_from_recipe", "DENSITIES_G_CM3"]
+           "fractions_from_recipe", "DENSITIES_G_CM3", "edx_profile", "EDXProfile"]

@@ -29,8 +29,11 @@ Implementation:
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
+import xarray as xr
 
 from ..core.arrays import as_volume, spatial_dims
 from ..core.errors import ConvergenceError, InputError
@@ -38,7 +41,7 @@ from ..core.progress import compute
 from ..core.reduce import blockwise_bincount
 from ._common import CODES3, PHASES3, check_fractions3
 
-__all__ = ["edx_closing"]
+__all__ = ["edx_closing", "edx_profile", "EDXProfile"]
 
 _NONE = np.uint8(255)
 
@@ -226,3 +229,80 @@ def edx_closing(image_or_am, fractions, cbd_profile, axis="z", max_radius_voxels
                  "cbd_fraction": float(cum[np.arange(nz), kz].sum() / total),
                  "am_fraction": float(counts[:, 0].sum() / total)}
     return out
+
+
+@dataclass
+class EDXProfile:
+    """Result of :func:`edx_profile`: the CBD signal through the thickness and its line."""
+
+    axis: str
+    profile: pd.Series  # mean signal per position (index: position in um)
+    slope_per_um: float
+    intercept: float
+
+    @property
+    def relative_gradient_per_um(self):
+        """Slope over the mean signal: the share by which the CBD grows per um."""
+        return self.slope_per_um / float(self.profile.mean())
+
+    def sample(self, positions_um):
+        """The fitted line at ``positions_um`` (e.g. a tomogram's ``z`` coordinate), the
+        ``cbd_profile`` :func:`edx_closing` takes."""
+        x = np.asarray(getattr(positions_um, "values", positions_um), dtype=np.float64)
+        return self.intercept + self.slope_per_um * x
+
+
+def edx_profile(edx_map, axis="z", mask=None):
+    """CBD (fluorine or carbon) signal of an EDX map through the thickness, and its line.
+
+    Seed 002 (section 3.4, Fig. 3) averages the EDX fluorine signal of a cross-section
+    along the electrode's width, position by position through its thickness, and fits a
+    straight line, which then sets the CBD amount per slice of :func:`edx_closing`.
+
+    Parameters
+    ----------
+    edx_map : xarray.DataArray
+        2D map with coordinates in um (e.g. from :func:`electromicro_dask.io.read_tiff`
+        with its pixel size); one dim is the thickness.
+    axis : str
+        The thickness dim (positions of the profile).
+    mask : array-like of bool, optional
+        Pixels to use (e.g. inside the electrode); default all finite pixels.
+
+    Returns
+    -------
+    EDXProfile
+        ``profile`` (pandas Series, mean signal per position in um), ``slope_per_um``,
+        ``intercept``, ``relative_gradient_per_um`` and ``sample(positions)``.
+
+    Examples
+    --------
+    >>> prof = edx_profile(fluorine_map, axis="z")                     # doctest: +SKIP
+    >>> seg = edx_closing(km, targets, cbd_profile=prof.sample(tomogram.z))   # doctest: +SKIP
+    """
+    if not isinstance(edx_map, xr.DataArray) or edx_map.ndim != 2:
+        raise InputError("edx_map", "a 2D DataArray with coordinates in um (an EDX map and "
+                         "its pixel size)")
+    if axis not in edx_map.dims:
+        raise InputError("axis", f"one of {edx_map.dims}, got {axis!r}")
+    if axis not in edx_map.coords:
+        raise InputError("edx_map", f"a coordinate in um along {axis!r}")
+    other = next(d for d in edx_map.dims if d != axis)
+    vals = np.asarray(edx_map.transpose(axis, other).values, dtype=np.float64)
+    ok = np.isfinite(vals)
+    if mask is not None:
+        m = np.asarray(getattr(mask, "values", mask), dtype=bool)
+        if m.shape != edx_map.shape:
+            raise InputError("mask", f"a boolean map of shape {edx_map.shape}, got {m.shape}")
+        ok &= m.T if edx_map.dims[0] != axis else m
+    n = ok.sum(axis=1)
+    if (n > 0).sum() < 2:
+        raise InputError("edx_map", "valid pixels at two or more positions through the "
+                         "thickness")
+    with np.errstate(invalid="ignore"):
+        mean = np.where(ok, vals, 0.0).sum(axis=1) / n
+    pos = np.asarray(edx_map.coords[axis].values, dtype=np.float64)
+    keep = n > 0
+    slope, intercept = np.polyfit(pos[keep], mean[keep], 1)
+    prof = pd.Series(mean[keep], index=pd.Index(pos[keep], name=f"{axis}_um"), name="signal")
+    return EDXProfile(axis, prof, float(slope), float(intercept))
