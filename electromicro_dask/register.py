@@ -57,8 +57,10 @@ class Registration:
         4 x 4 homogeneous transform on ``(z, y, x)`` um: fixed point -> moving point.
     rotation : numpy.ndarray
         3 x 3 rotation part (``(z, y, x)`` axes).
+    scale : float
+        Isotropic scale of the matrix (1 unless registered with ``scale=True``).
     translation_um : tuple of float
-        ``t`` of ``p_moving = R (p_fixed - c) + c + t``, ``(z, y, x)`` um.
+        ``t`` of ``p_moving = s R (p_fixed - c) + c + t``, ``(z, y, x)`` um.
     center_um : tuple of float
         ``c``, the centre of the fixed volume.
     angle_deg : float
@@ -89,8 +91,13 @@ class Registration:
     prealignment: dict = field(default_factory=dict)
 
     @property
+    def scale(self):
+        """Isotropic scale (1 for a rigid registration)."""
+        return float(abs(np.linalg.det(self.matrix[:3, :3])) ** (1.0 / 3.0))
+
+    @property
     def rotation(self):
-        return self.matrix[:3, :3]
+        return self.matrix[:3, :3] / self.scale
 
     @property
     def angle_deg(self):
@@ -152,6 +159,17 @@ def _euler(R, t, center):
     tx = sitk.Euler3DTransform()
     tx.SetCenter(tuple(float(c) for c in center[::-1]))
     tx.SetMatrix(tuple(float(v) for v in R[::-1, ::-1].ravel()))
+    tx.SetTranslation(tuple(float(v) for v in t[::-1]))
+    return tx
+
+
+def _affine(M, t, center):
+    """SimpleITK AffineTransform (x, y, z order) from a matrix M and t on (z, y, x)."""
+    import SimpleITK as sitk
+
+    tx = sitk.AffineTransform(3)
+    tx.SetCenter(tuple(float(c) for c in center[::-1]))
+    tx.SetMatrix(tuple(float(v) for v in np.asarray(M)[::-1, ::-1].ravel()))
     tx.SetTranslation(tuple(float(v) for v in t[::-1]))
     return tx
 
@@ -278,8 +296,9 @@ def _initial(initial, argument="initial"):
 
 def register(fixed, moving, initial=None, prealign=True, max_angle_deg=20.0,
              angle_step_deg=10.0, bins=50, sampling=0.25, max_iterations=300,
-             min_shared=0.05, max_voxels=4_000_000, seed=0, threads=1):
-    """Rigid multimodal registration of ``moving`` onto ``fixed`` (mutual information).
+             min_shared=0.05, max_voxels=4_000_000, seed=0, threads=1, scale=False):
+    """Rigid (or similarity) multimodal registration of ``moving`` onto ``fixed`` (mutual
+    information).
 
     Parameters
     ----------
@@ -312,6 +331,9 @@ def register(fixed, moving, initial=None, prealign=True, max_angle_deg=20.0,
         registration; the transform is in um either way.
     seed : int
         Seed of the metric's voxel sampling.
+    scale : bool
+        Also fit an isotropic scale (a similarity transform), for voxel sizes known only
+        roughly (seed 002's FIB-SEM to synchrotron ratio of 64 is known to about 2 %).
     threads : int
         Threads of the optimisation. With more than one, the metric's sums are added in
         a varying order and the result is no longer reproducible to the last digit.
@@ -376,13 +398,20 @@ def register(fixed, moving, initial=None, prealign=True, max_angle_deg=20.0,
     reg.SetOptimizerScalesFromPhysicalShift()
     reg.SetShrinkFactorsPerLevel([2, 1])
     reg.SetSmoothingSigmasPerLevel([1, 0])
-    reg.SetInitialTransform(_euler(R0, t0, center), inPlace=False)
+    start = _euler(R0, t0, center)
+    if scale:
+        start = sitk.Similarity3DTransform()
+        start.SetCenter(tuple(float(c) for c in center[::-1]))
+        start.SetMatrix(tuple(float(v) for v in R0[::-1, ::-1].ravel()))
+        start.SetTranslation(tuple(float(v) for v in t0[::-1]))
+    reg.SetInitialTransform(start, inPlace=False)
     out = reg.Execute(fim, mim)
     if out.GetName() == "CompositeTransform":
         out = sitk.CompositeTransform(out).GetNthTransform(0)
-    R, t = _from_euler(sitk.Euler3DTransform(out))
+    kind = sitk.Similarity3DTransform if scale else sitk.Euler3DTransform
+    R, t = _from_euler(kind(out))  # R carries the scale when fitted
     stop = reg.GetOptimizerStopConditionDescription()
-    shared, overlap = _information(f_arr, _resampled(fim, mim, _euler(R, t, center)))
+    shared, overlap = _information(f_arr, _resampled(fim, mim, _affine(R, t, center)))
     reasons = []
     if "Maximum number of iterations" in stop:
         reasons.append(f"the optimiser ran out of iterations ({stop})")

@@ -178,3 +178,28 @@ def test_composition_from_a_registered_fine_volume():
     assert mae < 0.02, mae
     other = reg.composition(fine.chunk(40), r, like=coarse.chunk(7), samples=8)
     np.testing.assert_array_equal(other.composition.values, got)
+
+
+def test_similarity_recovers_scale_between_fine_and_coarse_volumes():
+    """A FIB-SEM-like fine volume (0.3 um voxels, stated 2 % too small, rotated and shifted)
+    inside a coarse tomogram-like volume (1 um voxels, other contrast)."""
+    rng = np.random.default_rng(4)
+    fixed = 100 + 50 * _field(_grid(48, 1.0)) + rng.normal(0, 3, (48, 48, 48))
+    s_true, t_true = 0.98, np.array([1.3, -0.8, 2.1])
+    R = reg._rotation_zyx(*np.radians([4.0, -1.5, 2.0]))
+    q = _grid(100, 0.3) + 9.0  # the fine volume's stated coordinates: 9 to 38.7 um
+    # q = s R (p - c) + c + t  =>  p = R^T (q - c - t) / s + c
+    p = ((q - CENTER - t_true) @ R) / s_true + CENTER
+    moving = 30 - 12 * _field(p) + rng.normal(0, 1.0, p.shape[:-1])
+    fx = emd.as_volume(fixed.astype("float32"), voxel_size=1.0)
+    mv = emd.as_volume(moving.astype("float32"), voxel_size=0.3, origin=9.0)
+    r = reg.register(fx, mv, scale=True)
+    assert r.converged, r.reason
+    assert r.scale == pytest.approx(s_true, rel=0.004)
+    assert _angle_error(r, R) < 0.5
+    # within one coarse voxel where the two volumes overlap
+    pts = _grid(8, 3.0) + 12.0
+    truth = (pts - CENTER) @ (s_true * R).T + CENTER + t_true
+    assert np.abs(r.apply(pts) - truth).max() < 1.0
+    rigid = reg.register(fx, mv)  # without the scale the fit cannot be as close
+    assert np.abs(rigid.apply(pts) - truth).max() > np.abs(r.apply(pts) - truth).max()
