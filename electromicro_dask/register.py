@@ -20,6 +20,9 @@ the same steps. Here (notes/swaxs.md 2.7):
 * :func:`composition` averages a fine label volume (FIB-SEM) into the voxels of a coarse
   grid (the tomogram) through a registration: the per-voxel phase fractions that train
   seed 002's correlative network (its section 3.3).
+* :func:`locate` finds a 2D image (an SEM surface scan) in a larger 2D slice by SIFT
+  features (Lowe, Int. J. Comput. Vis. 60 (2004) 91; scikit-image) and a RANSAC similarity
+  fit (Fischler & Bolles, Commun. ACM 24 (1981) 381), as seed 002 section 3.3 does.
 * :func:`find_slice` finds the slice of a volume that best matches a 2D map (normalised
   mutual information per slice, Studholme et al., Pattern Recognit. 32 (1999) 71).
 * :func:`composite` makes the red = X-ray / cyan = neutron RGB image.
@@ -44,7 +47,8 @@ from .core.arrays import as_volume, spatial_dims, voxel_size
 from .core.errors import InputError
 from .core.progress import compute
 
-__all__ = ["Registration", "register", "resample", "composition", "find_slice", "composite"]
+__all__ = ["Registration", "register", "resample", "composition", "locate", "Location",
+           "find_slice", "composite"]
 
 
 @dataclass
@@ -619,6 +623,121 @@ def _stack_blocks(blocks):
             da.concatenate([blocks[i, j, k] for k in range(nx)], axis=3)
             for j in range(ny)], axis=2)
         for i in range(nz)], axis=1)
+
+
+@dataclass
+class Location:
+    """Result of :func:`locate`: where a 2D image lies in a reference image.
+
+    ``matrix`` (3 x 3, on ``(y, x)`` um) maps image points to reference points;
+    ``center_um`` is where the image's centre falls; ``residual_um`` the RMS distance of
+    the RANSAC inliers after the fit; ``inliers`` their number.
+    """
+
+    matrix: np.ndarray
+    center_um: tuple
+    angle_deg: float
+    scale: float
+    residual_um: float
+    inliers: int
+    matches: int
+
+
+def _on_grid(img, spacing, origin, step):
+    """A 2D image resampled (area-averaged) to pixels of ``step`` um, and its new origin."""
+    from skimage.transform import rescale
+
+    f = [s / step for s in spacing]
+    out = rescale(img, f, anti_aliasing=True, preserve_range=True) if \
+        any(abs(x - 1) > 1e-6 for x in f) else img
+    return out, tuple(o - s / 2 + step / 2 for o, s in zip(origin, spacing))
+
+
+def _normalised(img):
+    lo, hi = np.nanpercentile(img, (1, 99))
+    return np.clip((img - lo) / max(hi - lo, 1e-12), 0, 1)
+
+
+def locate(image, reference, min_inliers=8, residual_threshold_px=1.5, seed=0):
+    """Locate a 2D image (e.g. an SEM surface scan) in a reference slice by SIFT + RANSAC.
+
+    Parameters
+    ----------
+    image, reference : xarray.DataArray
+        2D images with ``(y, x)`` coordinates in um; the image is resampled to the
+        reference's pixel size first (the size ratio comes from the coordinates, so SIFT
+        compares like with like). Their contrast must have the same sign (SIFT descriptors
+        are not contrast-sign invariant): invert one if needed.
+    min_inliers : int
+        Fewer RANSAC inliers raise :class:`~electromicro_dask.errors.ConvergenceError`.
+    residual_threshold_px : float
+        RANSAC inlier distance in reference pixels.
+    seed : int
+
+    Returns
+    -------
+    Location
+
+    Examples
+    --------
+    >>> loc = locate(sem_surface, tomogram.isel(z=0))             # doctest: +SKIP
+    >>> loc.center_um, loc.residual_um                            # doctest: +SKIP
+    """
+    from skimage.feature import SIFT, match_descriptors
+    from skimage.measure import ransac
+    from skimage.transform import SimilarityTransform
+
+    from .core.errors import ConvergenceError
+
+    arrs = []
+    for name, im in (("image", image), ("reference", reference)):
+        if not isinstance(im, xr.DataArray) or im.dims != ("y", "x"):
+            raise InputError(name, "a 2D DataArray with dims (y, x) and coordinates in um")
+        for d in ("y", "x"):
+            if d not in im.coords:
+                raise InputError(name, f"physical coordinates in um for dim {d!r}")
+        try:
+            sp = voxel_size(im)
+        except InputError as e:
+            raise InputError(name, str(e).split(": ", 1)[-1]) from None
+        arrs.append((np.asarray(im.values, dtype=np.float64), sp,
+                     tuple(float(im.coords[d].values[0]) for d in ("y", "x"))))
+    (img, isp, iorg), (ref, rsp, rorg) = arrs
+    step = float(min(rsp))
+    img, iorg = _on_grid(img, isp, iorg, step)
+    ref, rorg = _on_grid(ref, rsp, rorg, step)
+    keys, descs = [], []
+    for a in (img, ref):
+        sift = SIFT()
+        try:
+            sift.detect_and_extract(_normalised(a))
+        except RuntimeError:  # no keypoints at all
+            raise ConvergenceError("locate: no SIFT features found") from None
+        keys.append(sift.keypoints[:, ::-1])  # (row, col) -> (x, y) for the transforms
+        descs.append(sift.descriptors)
+    m = match_descriptors(descs[0], descs[1], max_ratio=0.8, cross_check=True)
+    if len(m) < min_inliers:
+        raise ConvergenceError(f"locate: {len(m)} SIFT matches, fewer than min_inliers = "
+                               f"{min_inliers}")
+    src, dst = keys[0][m[:, 0]], keys[1][m[:, 1]]
+    model, inl = ransac((src, dst), SimilarityTransform, min_samples=3,
+                        residual_threshold=residual_threshold_px, max_trials=2000,
+                        rng=np.random.default_rng(seed))
+    n_in = int(inl.sum()) if inl is not None else 0
+    if model is None or n_in < min_inliers:
+        raise ConvergenceError(f"locate: {n_in} RANSAC inliers of {len(m)} matches, fewer "
+                               f"than min_inliers = {min_inliers}: not located")
+    res = np.sqrt(np.mean(np.sum((model(src[inl]) - dst[inl]) ** 2, axis=1))) * step
+    # pixel (x, y) of the resampled image -> um (y, x) of the reference
+    to_px = np.array([[0, 1 / step, -iorg[1] / step], [1 / step, 0, -iorg[0] / step], [0, 0, 1]])
+    to_um = np.array([[0, step, rorg[0]], [step, 0, rorg[1]], [0, 0, 1]])
+    M = to_um @ model.params @ to_px
+    cy = float(image.coords["y"].values.mean())
+    cx = float(image.coords["x"].values.mean())
+    c = M @ np.array([cy, cx, 1.0])
+    return Location(matrix=M, center_um=(float(c[0]), float(c[1])),
+                    angle_deg=float(np.degrees(model.rotation)), scale=float(model.scale),
+                    residual_um=float(res), inliers=n_in, matches=int(len(m)))
 
 
 def _nmi_block(block, image, bins, lo, hi):

@@ -203,3 +203,41 @@ def test_similarity_recovers_scale_between_fine_and_coarse_volumes():
     assert np.abs(r.apply(pts) - truth).max() < 1.0
     rigid = reg.register(fx, mv)  # without the scale the fit cannot be as close
     assert np.abs(rigid.apply(pts) - truth).max() > np.abs(r.apply(pts) - truth).max()
+
+
+def _discs(p, seed=6):
+    rng = np.random.default_rng(seed)
+    cent = rng.uniform(0, 200, size=(400, 2))
+    rad = rng.uniform(1.5, 5.0, 400)
+    f = np.zeros(p.shape[:-1])
+    for c, r in zip(cent, rad):
+        d = np.sqrt(((p - c) ** 2).sum(-1))
+        f = np.maximum(f, 0.5 * (1 - np.tanh((d - r) / 0.3)))
+    return f
+
+
+def test_locate_surface_scan_in_a_slice():
+    """An SEM-like scan (0.1 um pixels, 40 x 40 um, rotated 3 degrees) located in a
+    tomogram-like slice (0.64 um pixels) within two coarse pixels."""
+    rng = np.random.default_rng(7)
+    ax = 0.64 * np.arange(300)
+    ref = _discs(np.stack(np.meshgrid(ax, ax, indexing="ij"), -1))
+    ref = emd.as_volume(ref + rng.normal(0, 0.05, ref.shape), voxel_size=0.64)
+    ai = 0.1 * np.arange(400)
+    p = np.stack(np.meshgrid(ai, ai, indexing="ij"), -1)
+    a = np.radians(3.0)
+    rot = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+    c_img, c_true = np.array([19.95, 19.95]), np.array([80.3, 105.7])
+    img = _discs((p - c_img) @ rot.T + c_true)
+    sem = emd.as_volume(2.0 * img + rng.normal(0, 0.1, img.shape), voxel_size=0.1)
+    loc = reg.locate(sem, ref)
+    assert np.hypot(*(np.array(loc.center_um) - c_true)) < 2 * 0.64
+    assert abs(abs(loc.angle_deg) - 3.0) < 1.0
+    assert loc.inliers >= 8 and loc.residual_um < 1.0
+    from electromicro_dask.core.errors import ConvergenceError
+
+    noise = emd.as_volume(rng.normal(size=(200, 200)), voxel_size=0.1)
+    with pytest.raises(ConvergenceError, match="locate"):
+        reg.locate(noise, ref)
+    with pytest.raises(InputError, match="image"):
+        reg.locate(np.zeros((5, 5)), ref)
