@@ -630,6 +630,9 @@ class Location:
     """Result of :func:`locate`: where a 2D image lies in a reference image.
 
     ``matrix`` (3 x 3, on ``(y, x)`` um) maps image points to reference points;
+    ``angle_deg`` is its rotation on ``(y, x)`` (from y towards x); ``scale`` the size
+    ratio left after the resampling to the reference's pixel size (1 when the stated pixel
+    sizes are right);
     ``center_um`` is where the image's centre falls; ``residual_um`` the RMS distance of
     the RANSAC inliers after the fit; ``inliers`` their number.
     """
@@ -736,7 +739,8 @@ def locate(image, reference, min_inliers=8, residual_threshold_px=1.5, seed=0):
     cx = float(image.coords["x"].values.mean())
     c = M @ np.array([cy, cx, 1.0])
     return Location(matrix=M, center_um=(float(c[0]), float(c[1])),
-                    angle_deg=float(np.degrees(model.rotation)), scale=float(model.scale),
+                    # skimage's angle is in the (x, y) frame: on (y, x) it turns the other way
+                    angle_deg=-float(np.degrees(model.rotation)), scale=float(model.scale),
                     residual_um=float(res), inliers=n_in, matches=int(len(m)))
 
 

@@ -232,7 +232,7 @@ def test_locate_surface_scan_in_a_slice():
     sem = emd.as_volume(2.0 * img + rng.normal(0, 0.1, img.shape), voxel_size=0.1)
     loc = reg.locate(sem, ref)
     assert np.hypot(*(np.array(loc.center_um) - c_true)) < 2 * 0.64
-    assert abs(abs(loc.angle_deg) - 3.0) < 1.0
+    assert abs(loc.angle_deg - 3.0) < 1.0
     assert loc.inliers >= 8 and loc.residual_um < 1.0
     from electromicro_dask.core.errors import ConvergenceError
 
