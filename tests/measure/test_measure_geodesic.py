@@ -75,3 +75,29 @@ def test_2d_and_errors():
         geodesic_tortuosity(seg, "pore", axis="z")
     with pytest.raises(InputError, match="phase"):
         geodesic_tortuosity(seg, "cbd", axis="y")
+
+
+def test_block_edge_follows_worker_memory_and_result_does_not():
+    """On small workers the block solves use smaller blocks; the distances stay those of
+    MCP_Geometric."""
+    import dask
+    from distributed import Client, LocalCluster
+
+    from electromicro_dask.measure import geodesic
+
+    im = _maze((80, 40, 40), seed=9)
+    seg = _seg(im, {0: "am", 1: "pore"}, chunks=(80, 40, 40))
+    ref = _mcp_reference(im, (1.0, 1.0, 1.0))
+    off = {"distributed.worker.memory." + k: False
+           for k in ("target", "spill", "pause", "terminate")}
+    with dask.config.set(off), LocalCluster(n_workers=1, processes=False,
+                                            memory_limit="100MiB",
+                                            dashboard_address=":0") as cluster, \
+            Client(cluster):
+        edge = geodesic._block_edge()
+        g = geodesic_tortuosity(seg, "pore", axis="z")
+    assert edge == 27  # (100 MiB / 8 / 600 B) ** (1/3)
+    assert geodesic._block_edge() == geodesic._MAX_BLOCK  # no client: the default
+    reached = np.isfinite(ref) & im[-1]
+    np.testing.assert_allclose(np.sort(g.distribution["length_um"].to_numpy()),
+                               np.sort(ref[reached]), rtol=1e-9)
