@@ -89,6 +89,34 @@ def _grid(chunks):
     return nblocks, shapes
 
 
+def _client():
+    try:
+        from distributed import get_client
+
+        return get_client()
+    except (ImportError, ValueError):
+        return None
+
+
+def _solve_round(tasks, label):
+    """Results of one round's block tasks. On a distributed cluster each result is
+    gathered and released as soon as it is done, so the workers never hold a round's
+    shells at once (thousands of blocks); elsewhere one ``compute``."""
+    client = _client()
+    if client is None:
+        return list(compute(*tasks, label=label))
+    from distributed import as_completed
+
+    futures = client.compute(tasks)
+    where = {f.key: i for i, f in enumerate(futures)}
+    out = [None] * len(futures)
+    for fut, res in as_completed(futures, with_results=True):
+        out[where[fut.key]] = res
+        fut.release()
+    del futures
+    return out
+
+
 def iterate(arrays, solve, fill, label, max_rounds, sources=None):
     """Solve blocks with boundary exchange until no shell changes.
 
@@ -134,8 +162,8 @@ def iterate(arrays, solve, fill, label, max_rounds, sources=None):
                                    "boundary-exchange rounds")
         order = sorted(todo)
         parts = {i: _halo_parts(i, shells, shapes, nblocks) for i in order}
-        results = compute(*[task(*[b[i] for b in blocks], parts=parts[i], idx=i)
-                            for i in order], label=f"{label}, round {rounds}")
+        results = _solve_round([task(*[b[i] for b in blocks], parts=parts[i], idx=i)
+                                for i in order], f"{label}, round {rounds}")
         changed = set()
         for i, sh in zip(order, results):
             used[i] = parts[i]
