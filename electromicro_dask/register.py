@@ -442,6 +442,25 @@ def _resample_block(arr, lo, zyx, matrix, origin, spacing, order, fill):
                                mode="constant", cval=fill).astype(np.float32)
 
 
+def _block_sources(like, matrix, src_shape, src_origin, src_spacing, halo):
+    """For every block of ``like``: its index, coordinates, shape and the index range
+    ``[lo, hi)`` of the source array its voxels map into (voxel edges included, plus
+    ``halo`` voxels), or ``None`` where the block maps outside the source."""
+    offsets = [np.cumsum((0,) + c) for c in like.data.chunks]
+    spacing = voxel_size(like)
+    for idx in np.ndindex(*like.data.numblocks):
+        zyx = [like.coords[d].values[offsets[i][j]:offsets[i][j + 1]]
+               for i, (d, j) in enumerate(zip(("z", "y", "x"), idx))]
+        shape = tuple(len(a) for a in zyx)
+        edges = [[a[0] - h / 2, a[-1] + h / 2] for a, h in zip(zyx, spacing)]
+        corners = np.array(np.meshgrid(*edges, indexing="ij")).reshape(3, -1).T
+        q = corners @ matrix[:3, :3].T + matrix[:3, 3]
+        ii = (q - np.array(src_origin)) / np.array(src_spacing)
+        lo = np.clip(np.floor(ii.min(0)).astype(int) - halo, 0, np.array(src_shape))
+        hi = np.clip(np.ceil(ii.max(0)).astype(int) + halo + 1, 0, np.array(src_shape))
+        yield idx, zyx, shape, (None if np.any(hi <= lo) else (lo, hi))
+
+
 def resample(moving, registration, like, order=1, fill=np.nan):
     """``moving`` on the grid of ``like`` through a :class:`Registration`, lazily.
 
@@ -480,20 +499,12 @@ def resample(moving, registration, like, order=1, fill=np.nan):
     m = registration.matrix
     halo = 1 if order <= 1 else 2
     blocks = np.empty(like.data.numblocks, dtype=object)
-    offsets = [np.cumsum((0,) + c) for c in like.data.chunks]
     fn = dask.delayed(_resample_block, pure=True)
-    for idx in np.ndindex(*like.data.numblocks):
-        zyx = [like.coords[d].values[offsets[i][j]:offsets[i][j + 1]]
-               for i, (d, j) in enumerate(zip(("z", "y", "x"), idx))]
-        corners = np.array(np.meshgrid(*[[a[0], a[-1]] for a in zyx], indexing="ij"))
-        q = corners.reshape(3, -1).T @ m[:3, :3].T + m[:3, 3]
-        ii = (q - np.array(m_origin)) / np.array(m_spacing)
-        lo = np.clip(np.floor(ii.min(0)).astype(int) - halo, 0, np.array(mdata.shape))
-        hi = np.clip(np.ceil(ii.max(0)).astype(int) + halo + 1, 0, np.array(mdata.shape))
-        shape = tuple(len(a) for a in zyx)
-        if np.any(hi <= lo):
+    for idx, zyx, shape, src in _block_sources(like, m, mdata.shape, m_origin, m_spacing, halo):
+        if src is None:
             blocks[idx] = da.full(shape, fill, dtype=np.float32)
             continue
+        lo, hi = src
         part = mdata[tuple(slice(a, b) for a, b in zip(lo, hi))]
         blocks[idx] = da.from_delayed(fn(part, lo, zyx, m, m_origin, m_spacing, order, fill),
                                       shape=shape, dtype=np.float32)
@@ -585,23 +596,13 @@ def composition(labels, registration, like, samples=4):
     m = registration.matrix
     n_out = len(codes) + 1
     blocks = np.empty(like.data.numblocks, dtype=object)
-    offsets = [np.cumsum((0,) + c) for c in like.data.chunks]
     fn = dask.delayed(_composition_block, pure=True)
-    for idx in np.ndindex(*like.data.numblocks):
-        zyx = [like.coords[d].values[offsets[i][j]:offsets[i][j + 1]]
-               for i, (d, j) in enumerate(zip(("z", "y", "x"), idx))]
-        shape = tuple(len(a) for a in zyx)
-        # the block's outer corners (voxel edges), mapped into the fine volume
-        edges = [[a[0] - h / 2, a[-1] + h / 2] for a, h in zip(zyx, like_spacing)]
-        corners = np.array(np.meshgrid(*edges, indexing="ij")).reshape(3, -1).T
-        q = corners @ m[:3, :3].T + m[:3, 3]
-        ii = (q - np.array(l_origin)) / np.array(l_spacing)
-        lo = np.clip(np.floor(ii.min(0)).astype(int) - 1, 0, np.array(ldata.shape))
-        hi = np.clip(np.ceil(ii.max(0)).astype(int) + 2, 0, np.array(ldata.shape))
-        if np.any(hi <= lo):
+    for idx, zyx, shape, src in _block_sources(like, m, ldata.shape, l_origin, l_spacing, 1):
+        if src is None:
             nan = da.full((len(codes),) + shape, np.nan, dtype=np.float32)
             blocks[idx] = da.concatenate([nan, da.zeros((1,) + shape, np.float32)])
             continue
+        lo, hi = src
         part = ldata[tuple(slice(a, b) for a, b in zip(lo, hi))]
         blocks[idx] = da.from_delayed(
             fn(part, lo, zyx, like_spacing, m, l_origin, l_spacing, codes, int(samples)),
