@@ -23,7 +23,8 @@ def progress_enabled():
     return bool(dask.config.get("electromicro.progress", False)) or sys.stderr.isatty()
 
 
-def _client():
+def current_client():
+    """The current distributed client, or None (no distributed, or none running)."""
     try:
         from distributed import get_client
 
@@ -40,7 +41,7 @@ def compute(*collections, label=None, **kwargs):
     """
     if not progress_enabled():
         return dask.compute(*collections, **kwargs)
-    client = _client()
+    client = current_client()
     if label:
         print(f"[electromicro] {label}", file=sys.stderr, flush=True)
     if client is not None:

@@ -14,20 +14,15 @@ optimisation), so it does not keep GPU work off CPU workers.
 
 from __future__ import annotations
 
+from .progress import current_client
+
 __all__ = ["gpu_workers", "gpu_resources", "compute_on_gpu"]
 
 GPU = {"GPU": 1}
 
 
 def _active_client(client):
-    if client is not None:
-        return client
-    try:
-        from distributed import get_client
-
-        return get_client()
-    except (ImportError, ValueError):
-        return None
+    return client if client is not None else current_client()
 
 
 def gpu_workers(client=None):

@@ -21,7 +21,7 @@ import dask.array as da
 import numpy as np
 
 from ..core.errors import ConvergenceError
-from ..core.progress import compute
+from ..core.progress import compute, current_client
 
 
 def _offsets(ndim):
@@ -89,20 +89,11 @@ def _grid(chunks):
     return nblocks, shapes
 
 
-def _client():
-    try:
-        from distributed import get_client
-
-        return get_client()
-    except (ImportError, ValueError):
-        return None
-
-
 def _solve_round(tasks, label):
     """Results of one round's block tasks. On a distributed cluster each result is
     gathered and released as soon as it is done, so the workers never hold a round's
     shells at once (thousands of blocks); elsewhere one ``compute``."""
-    client = _client()
+    client = current_client()
     if client is None:
         return list(compute(*tasks, label=label))
     from distributed import as_completed

@@ -27,7 +27,7 @@ from scipy.sparse.csgraph import dijkstra
 from ..core.arrays import voxel_size
 from ..core.errors import InputError
 from ..core.phases import phase_code
-from ..core.progress import compute
+from ..core.progress import compute, current_client
 from ._exchange import _offsets, extend, iterate
 from .surface import _axis_index, _segmentation
 
@@ -45,13 +45,11 @@ def _block_edge():
     of the current distributed cluster would hold one solve in more than an eighth of its
     memory limit (the rest is the worker's own imports, its other data and headroom below
     the pause threshold)."""
-    try:
-        from distributed import get_client
-
-        workers = get_client().scheduler_info()["workers"].values()
-        limits = [w.get("memory_limit") or 0 for w in workers]
-    except (ImportError, ValueError, KeyError):
+    client = current_client()
+    if client is None:
         return _MAX_BLOCK
+    workers = client.scheduler_info()["workers"].values()
+    limits = [w.get("memory_limit") or 0 for w in workers]
     limits = [m for m in limits if m > 0]
     if not limits:
         return _MAX_BLOCK
