@@ -10,24 +10,77 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["blockwise_bincount", "blockwise_histogram2d"]
+__all__ = ["blockwise_bincount", "blockwise_histogram2d", "blockwise_value_counts"]
 
 
-def _bincount_block(block, minlength):
-    counts = np.bincount(block.ravel(), minlength=minlength)
-    return counts.reshape((1,) * block.ndim + (-1,))
+def _sparse_counts(block, minlength):
+    # A block of n voxels has at most n distinct values: its counts travel as (value,
+    # count) pairs, not as a dense minlength vector (8 MiB for a 1024 x 1024 histogram,
+    # times the number of blocks a worker holds before they are added up).
+    c = np.bincount(np.asarray(block).ravel(), minlength=minlength)
+    nz = np.flatnonzero(c)
+    return nz, c[nz]
 
 
-def blockwise_bincount(x, minlength):
+def _merge_counts(parts, minlength, dense=False):
+    idx = np.concatenate([p[0] for p in parts])
+    cnt = np.concatenate([p[1] for p in parts])
+    order = np.argsort(idx, kind="stable")
+    idx, cnt = idx[order], cnt[order]
+    start = np.flatnonzero(np.r_[True, idx[1:] != idx[:-1]]) if len(idx) else idx
+    idx, cnt = idx[start], np.add.reduceat(cnt, start) if len(cnt) else cnt
+    if not dense:
+        return idx, cnt
+    out = np.zeros(minlength, dtype=np.int64)
+    out[idx] = cnt
+    return out
+
+
+def _tree_counts(x, minlength, split_every):
+    from dask import delayed
+
+    parts = [delayed(_sparse_counts)(b, minlength) for b in x.to_delayed().ravel()]
+    while len(parts) > 1:
+        parts = [delayed(_merge_counts)(parts[i:i + split_every], minlength)
+                 for i in range(0, len(parts), split_every)]
+    return parts[0]
+
+
+def blockwise_bincount(x, minlength, split_every=8):
     """``bincount`` of all values of the non-negative integer dask array ``x``.
 
-    Values must be below ``minlength``; one count per block, then summed.
+    Values must be below ``minlength``. Each block is counted on its own and the sparse
+    per-block counts are added in a tree of ``split_every`` at a time, so no task holds
+    more than ``split_every`` blocks' worth of distinct values.
     """
+    import dask.array as da
+    from dask import delayed
+
     minlength = int(minlength)
-    per_block = x.map_blocks(_bincount_block, minlength, new_axis=x.ndim, dtype=np.int64,
-                             chunks=tuple((1,) * len(c) for c in x.chunks) + ((minlength,),),
-                             meta=np.empty((0,) * (x.ndim + 1), np.int64))
-    return per_block.sum(axis=tuple(range(x.ndim)))
+    total = delayed(_merge_counts)([_tree_counts(x, minlength, split_every)], minlength,
+                                   dense=True)
+    return da.from_delayed(total, (minlength,), dtype=np.int64)
+
+
+def _sparse_unique(block, minlength):
+    v, c = np.unique(np.asarray(block).ravel(), return_counts=True)
+    return v.astype(np.int64), c.astype(np.int64)
+
+
+def blockwise_value_counts(x, split_every=8):
+    """Distinct values of the integer dask array ``x`` and how often each occurs.
+
+    Like :func:`blockwise_bincount` for keys from a range far larger than the number of
+    distinct values (joint codes of several segmentations, say): only the values that
+    occur travel. Returns a ``dask.delayed`` of ``(values, counts)``, values ascending.
+    """
+    from dask import delayed
+
+    parts = [delayed(_sparse_unique)(b, 0) for b in x.to_delayed().ravel()]
+    while len(parts) > 1:
+        parts = [delayed(_merge_counts)(parts[i:i + split_every], 0)
+                 for i in range(0, len(parts), split_every)]
+    return parts[0]
 
 
 def _bin_index(block, lo, hi, bins):

@@ -10,7 +10,7 @@ import pandas as pd
 from ..core.arrays import as_segmentation, check_same_grid
 from ..core.errors import InputError
 from ..core.progress import compute
-from ..core.reduce import blockwise_bincount
+from ..core.reduce import blockwise_bincount, blockwise_value_counts
 
 __all__ = ["compare", "compare_many", "confusion"]
 
@@ -30,6 +30,19 @@ def confusion(seg_a, seg_b):
     counts = counts[: na * nb].reshape(na, nb)
     return pd.DataFrame(counts[np.ix_(list(ta), list(tb))], index=list(ta.values()),
                         columns=list(tb.values()))
+
+
+def _scores(cm):
+    names = list(dict.fromkeys(list(cm.index) + list(cm.columns)))
+    full = cm.reindex(index=names, columns=names, fill_value=0)
+    total = full.values.sum()
+    eq = float(np.trace(full.values) / total)
+    jac = {}
+    for n in names:
+        inter = full.loc[n, n]
+        union = full.loc[n, :].sum() + full.loc[:, n].sum() - inter
+        jac[n] = float(inter / union) if union else float("nan")
+    return {"fraction_equal": eq, "jaccard": jac}
 
 
 def compare(seg_a, seg_b):
@@ -56,17 +69,34 @@ def compare(seg_a, seg_b):
     >>> measure.compare(a, a)["fraction_equal"]
     1.0
     """
-    cm = confusion(seg_a, seg_b)
-    names = list(dict.fromkeys(list(cm.index) + list(cm.columns)))
-    full = cm.reindex(index=names, columns=names, fill_value=0)
-    total = full.values.sum()
-    eq = float(np.trace(full.values) / total)
-    jac = {}
-    for n in names:
-        inter = full.loc[n, n]
-        union = full.loc[n, :].sum() + full.loc[:, n].sum() - inter
-        jac[n] = float(inter / union) if union else float("nan")
-    return {"fraction_equal": eq, "jaccard": jac}
+    return _scores(confusion(seg_a, seg_b))
+
+
+def _joint_confusions(segs):
+    """All pairwise confusion matrices from one pass: every voxel's codes in all the
+    segmentations form one joint key, whose distinct values are counted block by block
+    (a few thousand for segmentations that mostly agree), then marginalised per pair."""
+    tables = [s.attrs["phases"] for s in segs]
+    bases = [max(t) + 2 for t in tables]
+    mult = np.cumprod([1] + bases[:-1])
+    chunks = segs[0].data.chunks
+    key = None
+    for s, b, m in zip(segs, bases, mult):
+        term = da.minimum(s.data.rechunk(chunks).astype(np.int64), b - 1) * int(m)
+        key = term if key is None else key + term
+    (vc,) = compute(blockwise_value_counts(key), label="confusions")
+    values, counts = vc
+    codes = [(values // int(m)) % b for b, m in zip(bases, mult)]
+    out = {}
+    for i in range(len(segs)):
+        for j in range(i, len(segs)):
+            na, nb = bases[i], bases[j]
+            c = np.bincount(codes[i] * nb + codes[j], weights=counts, minlength=na * nb)
+            c = np.rint(c).astype(np.int64).reshape(na, nb)
+            ta, tb = tables[i], tables[j]
+            out[i, j] = pd.DataFrame(c[np.ix_(list(ta), list(tb))], index=list(ta.values()),
+                                     columns=list(tb.values()))
+    return out
 
 
 def compare_many(segmentations):
@@ -82,15 +112,27 @@ def compare_many(segmentations):
     pandas.DataFrame
         Long table with columns ``a``, ``b``, ``fraction_equal`` and one
         ``jaccard_<phase>`` column per phase.
+
+    Notes
+    -----
+    One pass over the data for all pairs: the joint codes of all segmentations are
+    counted once (as long as they fit in 63 bits; pair by pair otherwise).
     """
     if not hasattr(segmentations, "items") or len(segmentations) < 2:
         raise InputError("segmentations", "a mapping of 2+ names to segmentations")
-    rows = []
     keys = list(segmentations)
-    for i, ka in enumerate(keys):
-        for kb in keys[i:]:
-            r = compare(segmentations[ka], segmentations[kb])
-            row = {"a": ka, "b": kb, "fraction_equal": r["fraction_equal"]}
-            row.update({f"jaccard_{p}": v for p, v in r["jaccard"].items()})
-            rows.append(row)
+    segs = [as_segmentation(segmentations[k], argument=f"segmentations[{k!r}]") for k in keys]
+    for k, s in zip(keys[1:], segs[1:]):
+        check_same_grid(segs[0], s, f"segmentations[{k!r}]")
+    if np.sum(np.log2([max(s.attrs["phases"]) + 2 for s in segs])) < 62:
+        cms = _joint_confusions(segs)
+    else:
+        cms = {(i, j): confusion(segs[i], segs[j])
+               for i in range(len(segs)) for j in range(i, len(segs))}
+    rows = []
+    for (i, j), cm in cms.items():
+        r = _scores(cm)
+        row = {"a": keys[i], "b": keys[j], "fraction_equal": r["fraction_equal"]}
+        row.update({f"jaccard_{p}": v for p, v in r["jaccard"].items()})
+        rows.append(row)
     return pd.DataFrame(rows)

@@ -7,7 +7,15 @@ scikit-image 0.26 ``clip=(0, None)`` returns an all-NaN image, ../shared/notes/s
 section 2.3). ``method="fbp"`` is filtered back-projection (``iradon``, ramp filter), the
 fast option for the hundreds of SAXS q bins (notes section 5). Both use scikit-image's
 geometry: the rotation axis at pixel ``n_t // 2`` of the translation axis (centre first
-with :func:`~electromicro_dask.scattering.assemble`). astra-toolbox (GPLv3) is not used.
+with :func:`~electromicro_dask.scattering.assemble`).
+
+``library="astra"`` runs astra-toolbox's SART instead (the seed's own tool; GPLv3, an
+optional extra: ``pip install electromicro-dask[astra]``), ``SART_CUDA`` on a worker with a
+GPU and the CPU ``SART`` with a linear projector otherwise, on the same geometry (pixel =
+translation step, rotation axis at the detector centre). One astra iteration updates from one
+projection, so one sweep here is ``n_angles`` of them, in a fixed pseudo-random order (astra's
+own "random" order is unseeded and would make the result depend on the run);
+non-negativity by ``MinConstraint = 0``. ``library="auto"`` takes astra when it imports.
 """
 
 from __future__ import annotations
@@ -21,14 +29,62 @@ from ..core.errors import InputError
 __all__ = ["reconstruct"]
 
 _METHODS = ("sart", "fbp")
+_LIBRARIES = ("auto", "scikit-image", "astra")
 
 
-def _recon_block(block, theta, method, iterations, relaxation):
+def _astra_available():
+    try:
+        import astra  # noqa: F401
+    except Exception:  # noqa: BLE001 - missing CUDA runtime libraries raise OSError
+        return False
+    return True
+
+
+def _astra_sart(sino, theta, iterations, relaxation):
+    """SART of one (angle, t) sinogram with astra-toolbox; angles in degrees."""
+    import astra
+
+    n_a, n_t = sino.shape
+    pg = astra.create_proj_geom("parallel", 1.0, n_t, np.deg2rad(np.asarray(theta)))
+    # scikit-image puts the rotation axis through pixel n // 2 of the image and of the
+    # detector, astra through their centres, (n - 1) / 2: for an even n the detector and the
+    # volume window are moved by half a pixel (astra's y axis points up the rows).
+    off, h = 0.5 * (1 - n_t % 2), n_t / 2
+    if off:
+        pg = astra.geom_postalignment(pg, -off)
+    vg = astra.create_vol_geom(n_t, n_t, -h - off, h - off, -h + off, h + off)
+    cuda = bool(astra.use_cuda())
+    pid = None if cuda else astra.create_projector("linear", pg, vg)
+    sid = astra.data2d.create("-sino", pg, np.ascontiguousarray(sino, dtype=np.float32))
+    rid = astra.data2d.create("-vol", vg, 0.0)
+    order = np.concatenate([np.random.default_rng(k).permutation(n_a)
+                            for k in range(int(iterations))])
+    cfg = astra.astra_dict("SART_CUDA" if cuda else "SART")
+    cfg.update(ProjectionDataId=sid, ReconstructionDataId=rid)
+    if pid is not None:
+        cfg["ProjectorId"] = pid
+    cfg["option"] = {"MinConstraint": 0.0, "Relaxation": float(relaxation),
+                     "ProjectionOrder": "custom", "ProjectionOrderList": order}
+    aid = astra.algorithm.create(cfg)
+    try:
+        astra.algorithm.run(aid, int(len(order)))
+        return astra.data2d.get(rid)
+    finally:
+        astra.algorithm.delete(aid)
+        astra.data2d.delete([sid, rid])
+        if pid is not None:
+            astra.projector.delete(pid)
+
+
+def _recon_block(block, theta, method, iterations, relaxation, library):
     from skimage.transform import iradon, iradon_sart
 
     n_t = block.shape[1]
     out = np.empty((n_t, n_t, block.shape[2]), np.float32)
     for k in range(block.shape[2]):
+        if library == "astra" and method == "sart":
+            out[:, :, k] = _astra_sart(block[:, :, k], theta, iterations, relaxation)
+            continue
         sino = np.ascontiguousarray(block[:, :, k].T, dtype=np.float64)  # (t, angle)
         if method == "fbp":
             img = iradon(sino, theta=theta, filter_name="ramp", circle=True)
@@ -41,7 +97,7 @@ def _recon_block(block, theta, method, iterations, relaxation):
     return out
 
 
-def _one(sino, method, iterations, relaxation, q_chunk):
+def _one(sino, method, iterations, relaxation, q_chunk, library):
     if not isinstance(sino, xr.DataArray) or sino.dims[:2] != ("angle", "t"):
         raise InputError("sinograms", "a DataArray with dims ('angle', 't') or ('angle', 't', 'q')")
     if "angle" not in sino.coords or "t" not in sino.coords:
@@ -53,14 +109,15 @@ def _one(sino, method, iterations, relaxation, q_chunk):
     t = np.asarray(sino["t"].values, dtype=np.float64)
     step = float(np.mean(np.diff(t)))
     if sino.ndim == 2:
-        res = _one(sino.expand_dims("q", axis=2), method, iterations, relaxation, q_chunk)
+        res = _one(sino.expand_dims("q", axis=2), method, iterations, relaxation, q_chunk,
+                   library)
         return res.isel(q=0, drop=True)
     if sino.ndim != 3:
         raise InputError("sinograms", "dims ('angle', 't') or ('angle', 't', 'q')")
     data = sino.data if isinstance(sino.data, da.Array) else da.from_array(np.asarray(sino.data))
     data = data.rechunk({0: -1, 1: -1, 2: int(q_chunk)})
     n_t = data.shape[1]
-    rec = data.map_blocks(_recon_block, theta, method, int(iterations), float(relaxation),
+    rec = data.map_blocks(_recon_block, theta, method, int(iterations), float(relaxation), library,
                           chunks=((n_t,), (n_t,), data.chunks[2]), dtype=np.float32)
     xy = np.arange(n_t) * step
     coords = {"y": ("y", xy, {"units": "um"}), "x": ("x", xy, {"units": "um"})}
@@ -70,11 +127,12 @@ def _one(sino, method, iterations, relaxation, q_chunk):
     out = xr.DataArray(rec, dims=("y", "x", third), coords=coords, name=sino.name)
     out.attrs = dict(sino.attrs, units="um", reconstruction={
         "method": method, "iterations": int(iterations), "relaxation": float(relaxation),
-        "library": "scikit-image"})
+        "library": library if method == "sart" else "scikit-image"})
     return out
 
 
-def reconstruct(sinograms, method="sart", iterations=5, relaxation=0.15, q_chunk=8):
+def reconstruct(sinograms, method="sart", iterations=5, relaxation=None, q_chunk=8,
+                library="auto"):
     """Reconstruct ``("angle", "t", "q")`` sinograms into ``("y", "x", "q")`` maps, lazily.
 
     Parameters
@@ -88,10 +146,14 @@ def reconstruct(sinograms, method="sart", iterations=5, relaxation=0.15, q_chunk
         SART with a non-negativity constraint, or filtered back-projection.
     iterations : int
         SART sweeps over all angles (ignored by FBP).
-    relaxation : float
-        SART relaxation.
+    relaxation : float, optional
+        SART relaxation; the two libraries scale their updates differently, so the default
+        is each one's own: 0.15 for scikit-image, 1.0 for astra (per projection).
     q_chunk : int
         q channels per task; each task holds the whole ``(angle, t)`` plane.
+    library : {"auto", "scikit-image", "astra"}
+        Whose SART: astra-toolbox (CUDA on a GPU worker, else CPU; optional extra) or
+        scikit-image; "auto" takes astra when it is installed. FBP is scikit-image's.
 
     Returns
     -------
@@ -117,7 +179,16 @@ def reconstruct(sinograms, method="sart", iterations=5, relaxation=0.15, q_chunk
         raise InputError("iterations", f"a positive integer, got {iterations!r}")
     if int(q_chunk) < 1:
         raise InputError("q_chunk", f"a positive integer, got {q_chunk!r}")
+    if library not in _LIBRARIES:
+        raise InputError("library", f"one of {_LIBRARIES}, got {library!r}")
+    if library == "auto":
+        library = "astra" if _astra_available() else "scikit-image"
+    elif library == "astra" and not _astra_available():
+        raise InputError("library", "'astra' needs astra-toolbox (pip install "
+                         "electromicro-dask[astra]); it does not import here")
+    if relaxation is None:
+        relaxation = 1.0 if library == "astra" else 0.15
     if isinstance(sinograms, xr.Dataset):
-        return xr.Dataset({k: _one(v, method, iterations, relaxation, q_chunk)
+        return xr.Dataset({k: _one(v, method, iterations, relaxation, q_chunk, library)
                            for k, v in sinograms.data_vars.items()}, attrs=sinograms.attrs)
-    return _one(sinograms, method, iterations, relaxation, q_chunk)
+    return _one(sinograms, method, iterations, relaxation, q_chunk, library)

@@ -9,7 +9,8 @@ Hough circle
 (the Hough centre alone can be pixels off, ../shared/notes/swaxs.md, section 2.8); the polar
 transform by bilinear interpolation; the winding pitch from the mean radial autocorrelation
 of the unrolled image (an Archimedean spiral repeats every pitch along the radius at any
-angle). The seed never follows the spiral; arc-length unwinding is not implemented.
+angle). The seed never follows the spiral; :func:`unwind_spiral` does, as an extension of
+ours: every layer becomes one straight band along the arc length of the roll.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import xarray as xr
 
 from ..core.errors import InputError
 
-__all__ = ["find_casing", "polar_unroll", "winding_pitch"]
+__all__ = ["find_casing", "polar_unroll", "winding_pitch", "unwind_spiral"]
 
 
 def _image(image, argument="image"):
@@ -205,3 +206,115 @@ def winding_pitch(unrolled, pitch_range_um=(100.0, 500.0)):
     den = a - 2 * b + c
     off = 0.5 * (a - c) / den if den != 0 else 0.0
     return float((k + off) * dr)
+
+
+def _spiral_samples(center_um, r_start_um, pitch_um, n_turns, sense, ds, du):
+    """(theta(s), s) along the centre line r = r_start + pitch * theta / 2 pi, and u."""
+    b = pitch_um / (2 * np.pi)
+    th_end = 2 * np.pi * n_turns
+    # arc length of an Archimedean spiral, cumulative on a fine theta grid (trapezoids)
+    th = np.linspace(0.0, th_end, max(4096, int(64 * n_turns * (r_start_um + pitch_um
+                                                                    * n_turns) / ds)))
+    dsdth = np.hypot(r_start_um + b * th, b)
+    arc = np.concatenate([[0.0], np.cumsum(0.5 * (dsdth[1:] + dsdth[:-1]) * np.diff(th))])
+    s = np.arange(0.0, arc[-1], ds)
+    th_s = np.interp(s, arc, th)
+    u = np.arange(0.0, pitch_um, du)
+    return th_s, s, u, float(arc[-1])
+
+
+def _unwind(img, y0, x0, step, center_um, r_start_um, pitch_um, n_turns, sense, ds, du):
+    from scipy import ndimage
+
+    th, s, u, length = _spiral_samples(center_um, r_start_um, pitch_um, n_turns, sense, ds, du)
+    r = r_start_um + pitch_um * th[None, :] / (2 * np.pi) + u[:, None]
+    ang = sense * th[None, :]
+    yy = (center_um[0] + r * np.sin(ang) - y0) / step
+    xx = (center_um[1] + r * np.cos(ang) - x0) / step
+    out = ndimage.map_coordinates(img, [yy, xx], order=1, mode="constant", cval=np.nan)
+    return out, s, u, length
+
+
+def _band_contrast(out):
+    # Straight bands: the mean over s keeps their full contrast; a wrong winding sense
+    # smears every band over the whole pitch.
+    prof = np.nanmean(out, axis=1)
+    return float(np.nanvar(prof))
+
+
+def unwind_spiral(image, center_um, pitch_um, r_range_um, sense=None, ds_um=None, du_um=None):
+    """Arc-length unwinding of a wound cell (extension; seed 004 only unrolls by polar transform).
+
+    The roll is modelled as an Archimedean spiral ``r = r_start + pitch * theta / 2 pi``
+    around ``center_um``. The image is sampled along the spiral's centre line at equal
+    steps of arc length ``s`` and, across it, at radial offsets ``0 <= u < pitch``, so
+    that each layer of the stack becomes one straight band at constant ``u`` over the
+    whole length of the electrode (the polar transform of :func:`polar_unroll` gives
+    slanted bands instead). Any ``r_start`` inside the roll describes the same spiral up
+    to where the unwound strip begins (a radial shift of an Archimedean spiral is a
+    rotation), so only the winding sense is searched when not given.
+
+    Parameters
+    ----------
+    image : xarray.DataArray
+        ``("y", "x")`` map with coordinates in um (e.g. the Cu or anode WAXS map).
+    center_um : (float, float)
+        Spiral centre (y, x) in um, e.g. the casing centre from :func:`find_casing`.
+    pitch_um : float
+        Winding pitch in um (:func:`winding_pitch`).
+    r_range_um : (float, float)
+        Radii where the unwinding starts and ends (inside the roll), um.
+    sense : {1, -1}, optional
+        +1 when the radius grows with the angle counted counter-clockwise from +x (the
+        convention of :func:`polar_unroll`), -1 for the other sense; found from the data
+        (the sense whose unwound bands keep the most contrast) when not given.
+    ds_um, du_um : float, optional
+        Steps along and across the strip (default half a pixel).
+
+    Returns
+    -------
+    xarray.DataArray
+        ``("u", "s")`` strip, bilinear, with coordinates ``u`` (um across the pitch from
+        the centre line) and ``s`` (um of arc length along it); ``attrs``: ``sense``,
+        ``length_um`` (arc length of the centre line), ``n_turns``, ``r_start_um``,
+        ``pitch_um`` and ``extension`` (this is not a method of the seed).
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> c = (np.arange(200) - 99.5) * 10.0
+    >>> yy, xx = np.meshgrid(c, c, indexing="ij")
+    >>> turn = (np.hypot(yy, xx) - 100) / 200 - np.mod(np.arctan2(yy, xx), 2 * np.pi) / 2 / np.pi
+    >>> img = xr.DataArray(((turn % 1) < 0.2) * 1.0, dims=("y", "x"), coords={"y": c, "x": c})
+    >>> strip = unwind_spiral(img, (0.0, 0.0), 200.0, (100.0, 700.0))
+    >>> strip.attrs["sense"], round(strip.attrs["n_turns"], 1)
+    (1, 2.0)
+    """
+    img, y0, x0, step = _image(image)
+    if not np.isfinite(pitch_um) or pitch_um <= 0:
+        raise InputError("pitch_um", f"a positive pitch in um, got {pitch_um!r}")
+    r0, r1 = (float(v) for v in r_range_um)
+    if not 0 <= r0 < r1 or r1 - r0 < pitch_um:
+        raise InputError("r_range_um", f"0 <= start < end, at least one pitch apart, got "
+                         f"{r_range_um!r}")
+    if sense not in (None, 1, -1):
+        raise InputError("sense", f"1, -1 or None, got {sense!r}")
+    ds = step / 2 if ds_um is None else float(ds_um)
+    du = step / 2 if du_um is None else float(du_um)
+    n_turns = (r1 - pitch_um - r0) / pitch_um  # the strip's outer edge stays below r1
+    if n_turns <= 0:
+        raise InputError("r_range_um", "room for at least a part of a turn plus one pitch")
+    args = (img, y0, x0, step, tuple(center_um), r0, float(pitch_um), n_turns)
+    if sense is None:
+        trials = {sg: _unwind(*args, sg, ds, du) for sg in (1, -1)}
+        sense = max(trials, key=lambda sg: _band_contrast(trials[sg][0]))
+        out, s, u, length = trials[sense]
+    else:
+        out, s, u, length = _unwind(*args, sense, ds, du)
+    return xr.DataArray(
+        out, dims=("u", "s"),
+        coords={"u": ("u", u, {"units": "um"}), "s": ("s", s, {"units": "um"})},
+        name="unwound",
+        attrs={"sense": int(sense), "length_um": length, "n_turns": float(n_turns),
+               "r_start_um": r0, "pitch_um": float(pitch_um),
+               "extension": "arc-length unwinding along an Archimedean spiral (not in seed 004)"})

@@ -17,14 +17,18 @@ values are standardised with the training mean and standard deviation, which are
 with the model.
 
 Inference is lazy: ``map_overlap`` with a depth of half the neighbourhood (2 voxels for
-5x5x5), mirrored at the volume faces, batched per block; CPU by default, CUDA when
-``device="auto"`` finds one.
+5x5x5), mirrored at the volume faces, batched per block; CUDA when ``device="auto"`` finds one, else the CPU, where the
+forward pass is plain numpy so that CPU-only workers never import torch.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+import os
+import re
+import shutil
+import sys
 import threading
 from pathlib import Path
 
@@ -49,6 +53,47 @@ def _device(device):
         return torch.device(device)
     except (RuntimeError, TypeError):
         raise InputError("device", f"'auto', 'cpu' or 'cuda', got {device!r}") from None
+
+
+def _check_device(device):
+    if device in (None, "auto", "cpu") or (isinstance(device, str)
+                                           and re.fullmatch(r"cuda(:\d+)?", device)):
+        return
+    raise InputError("device", f"'auto', 'cpu' or 'cuda', got {device!r}")
+
+
+def _nvidia_visible():
+    # Cheap test before importing torch just to ask torch.cuda.is_available(): a CPU-only
+    # worker then never loads torch (about 175 MiB per worker process).
+    if os.environ.get("CUDA_VISIBLE_DEVICES", None) in ("", "-1"):
+        return False
+    return os.path.exists("/dev/nvidiactl") or shutil.which("nvidia-smi") is not None
+
+
+def _inference_device(device):
+    """"cpu" (numpy forward pass) or a CUDA torch device, resolved where the block runs."""
+    if device == "cpu":
+        return "cpu"
+    if device in (None, "auto"):
+        if "torch" not in sys.modules and not _nvidia_visible():
+            return "cpu"
+        dev = _device("auto")
+        return "cpu" if dev.type == "cpu" else dev
+    return _device(device)
+
+
+def _forward_numpy(state, x):
+    """The network's forward pass in float32 numpy: Linear, ReLU, ..., Linear, softmax, with
+    torch's parameter layout (``weight`` is out x in). CPU inference needs no torch."""
+    idx = sorted({int(k.split(".")[0]) for k in state})
+    for j, i in enumerate(idx):
+        x = x @ state[f"{i}.weight"].T + state[f"{i}.bias"]
+        if j < len(idx) - 1:
+            np.maximum(x, 0, out=x)
+    x -= x.max(axis=1, keepdims=True)
+    np.exp(x, out=x)
+    x /= x.sum(axis=1, keepdims=True)
+    return x
 
 
 def cube_symmetries(size):
@@ -150,14 +195,22 @@ class MLPModel:
         return d
 
     def predict(self, patches, device="cpu", batch=65536):
-        """Composition (N, 3: pore, cbd, am) of flattened neighbourhoods (N, size**3)."""
-        import torch
+        """Composition (N, 3: pore, cbd, am) of flattened neighbourhoods (N, size**3).
 
-        dev = _device(device)
-        net = self.network(dev)
+        On the CPU the forward pass runs in numpy (no torch import on the worker); on a
+        CUDA device in torch.
+        """
+        dev = _inference_device(device)
         x = (np.asarray(patches, dtype=np.float32) - self.mean) / self.std
         out = np.empty((len(x), len(_PHASES)), dtype=np.float32)
-        with torch.no_grad(), _one_thread():
+        if dev == "cpu":
+            for s in range(0, len(x), batch):
+                out[s:s + batch] = _forward_numpy(self.state, x[s:s + batch])
+            return out
+        import torch
+
+        net = self.network(dev)
+        with torch.no_grad():
             for s in range(0, len(x), batch):
                 xb = torch.from_numpy(np.ascontiguousarray(x[s:s + batch])).to(dev)
                 out[s:s + batch] = net(xb).cpu().numpy()
@@ -432,7 +485,7 @@ def mlp(image, model, size_voxels=5, device="auto", batch_voxels=16384):
     if int(size_voxels) != model.size_voxels:
         raise InputError("model", f"a model trained for {size_voxels}^3 neighbourhoods, got "
                          f"one for {model.size_voxels}^3")
-    _device(device)
+    _check_device(device)
     size = model.size_voxels
     r = size // 2
     data = image.data.astype(np.float32)

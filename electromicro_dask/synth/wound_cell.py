@@ -30,7 +30,8 @@ import xarray as xr
 from ..core.errors import InputError
 from ..core.random import normal_block
 
-__all__ = ["wound_cell", "WOUND_CELL_PHASES", "wound_cell_profiles", "WAXS_PEAKS"]
+__all__ = ["wound_cell", "WOUND_CELL_PHASES", "wound_cell_profiles", "WAXS_PEAKS", "wound_cell_ct",
+           "CT_CONTRAST"]
 
 #: Phase channels of the synthetic cell, in the order of the integer truth labels (0 = void).
 WOUND_CELL_PHASES = ("void", "casing", "separator", "graphite", "lic12", "lic6", "cu",
@@ -126,7 +127,8 @@ def wound_cell(size=128, pixel_um=20.0, n_angles=60, subsets=3, radius_um=1200.0
                n_each=1, n_lognormal=0, lognormal_median_radius_um=20.0, lognormal_sigma=0.25,
                saxs_amplitude=1.0, d_star_nm=(14.0, 11.0), beam_fwhm_um=20.0,
                center_offset_px=0.0, i0_drift=0.0, noise=0.0, n_saxs=300, n_waxs=600,
-               saxs_range=(0.01, 0.6), waxs_range=(1.5, 5.0), seed=0, chunks=None):
+               saxs_range=(0.01, 0.6), waxs_range=(1.5, 5.0), lic6_fraction=0.5, seed=0,
+               chunks=None):
     """Synthetic SWAXS-CT slice of a wound Si-graphite / NMC cell with known truth.
 
     Parameters
@@ -162,6 +164,10 @@ def wound_cell(size=128, pixel_um=20.0, n_angles=60, subsets=3, radius_um=1200.0
         chunk-invariant.
     n_saxs, n_waxs, saxs_range, waxs_range
         Linear q bins (1/A) of the SAXS and WAXS parts of the ``q`` axis.
+    lic6_fraction : float
+        Fraction of the turns, counted from the outermost, whose anode is LiC6; the inner
+        ones are LiC12. The seed's charged fresh cell is "mostly LiC6", its charged aged
+        cell "LiC12 almost everywhere" (notes section 3).
     seed : int
     chunks : int, optional
         Angles per chunk of the sinogram (default: about 2 MiB per chunk).
@@ -191,6 +197,8 @@ def wound_cell(size=128, pixel_um=20.0, n_angles=60, subsets=3, radius_um=1200.0
     n = int(size)
     if n < 16:
         raise InputError("size", f"an integer >= 16, got {size!r}")
+    if not 0.0 <= float(lic6_fraction) <= 1.0:
+        raise InputError("lic6_fraction", f"a fraction in [0, 1], got {lic6_fraction!r}")
     if int(n_angles) % int(subsets) or int(n_angles) < int(subsets):
         raise InputError("n_angles", f"a multiple of subsets={subsets}, got {n_angles!r}")
     # radon's reconstruction circle: radius n // 2 pixels around pixel n // 2 (not the
@@ -211,7 +219,8 @@ def wound_cell(size=128, pixel_um=20.0, n_angles=60, subsets=3, radius_um=1200.0
     layer = np.clip(np.searchsorted(edges, u, side="right") - 1, 0, len(_STACK) - 1)
     kinds = np.array([k for k, _ in _STACK])
     kind = kinds[layer]
-    anode_state = np.where(turn < n_turns / 2, code["lic12"], code["lic6"])
+    anode_state = np.where(turn < n_turns * (1.0 - float(lic6_fraction)), code["lic12"],
+                           code["lic6"])
     for k, c in (("separator", code["separator"]), ("cu", code["cu"]), ("al", code["al"])):
         lab[roll & (kind == k)] = c
     an = roll & (kind == "anode")
@@ -334,3 +343,99 @@ def wound_cell(size=128, pixel_um=20.0, n_angles=60, subsets=3, radius_um=1200.0
                     i0_drift=float(i0_drift), poor_region=poor, pixel_um=float(pixel_um),
                     d_star_nm=list(d_star_nm), saxs_amplitude=float(saxs_amplitude))
     return ds
+
+
+#: Relative attenuation per phase: X-rays see the metals, neutrons the lithium and hydrogen
+#: (LiC6, the electrolyte-soaked separator), so the two contrasts are nearly inverted (seed
+#: 004, "Multimodal datasets alignments"). Illustrative values, not tabulated ones.
+CT_CONTRAST = {
+    "xray": {"void": 0.0, "casing": 1.0, "separator": 0.05, "graphite": 0.15, "lic12": 0.15,
+             "lic6": 0.15, "cu": 0.9, "nmc_lithiated": 0.55, "nmc_delithiated": 0.55,
+             "al": 0.3, "si_agglomerate": 0.25},
+    "neutron": {"void": 0.0, "casing": 0.15, "separator": 0.8, "graphite": 0.3, "lic12": 0.6,
+                "lic6": 0.9, "cu": 0.1, "nmc_lithiated": 0.45, "nmc_delithiated": 0.35,
+                "al": 0.05, "si_agglomerate": 0.5},
+}
+
+
+def wound_cell_ct(cell, modality="xray", n_slices=24, voxel_um=None, twist_deg_per_um=0.02,
+                  rotation_deg=(0.0, 0.0, 0.0), shift_um=(0.0, 0.0, 0.0), noise=0.02, seed=0):
+    """An X-ray or neutron CT volume of a synthetic wound cell (seed 004's other modalities).
+
+    The cell's truth map is extruded along ``z`` with a slow twist about the casing centre
+    (so that no two heights look alike and the slice-height search has an answer), seen
+    with the phase contrast of :data:`CT_CONTRAST`, and sampled on a grid of its own voxel
+    size, rotated and shifted by a known rigid transform:
+    ``p_cell = R (p_grid - c) + c + t`` with ``c`` the centre of the grid's field of view.
+    The scattering slice is the middle height (``z = 0`` of the cell frame).
+
+    Parameters
+    ----------
+    cell : xarray.Dataset
+        From :func:`wound_cell` (its ``amount`` maps and ``center_um``).
+    modality : {"xray", "neutron"}
+    n_slices : int
+        Slices along ``z``.
+    voxel_um : float, optional
+        Voxel size (default the cell's pixel size).
+    twist_deg_per_um : float
+        Rotation of the structure per um of height.
+    rotation_deg : (float, float, float)
+        Rotation of the grid, degrees about z, then y, then x.
+    shift_um : (float, float, float)
+        Translation ``t`` in um, ``(z, y, x)``.
+    noise : float
+        Gaussian noise, relative to the largest attenuation.
+    seed : int
+
+    Returns
+    -------
+    xarray.DataArray
+        float32 ``(z, y, x)`` with coordinates in um (z centred on the scattering slice when
+        the transform is the identity); ``attrs``: modality, rotation_deg, shift_um.
+
+    Examples
+    --------
+    >>> cell = wound_cell(size=64, pixel_um=40.0, n_angles=6, n_saxs=4, n_waxs=4)
+    >>> wound_cell_ct(cell, "neutron", n_slices=8).dims
+    ('z', 'y', 'x')
+    """
+    from scipy import ndimage
+    from scipy.spatial.transform import Rotation
+
+    if modality not in CT_CONTRAST:
+        raise InputError("modality", f"one of {sorted(CT_CONTRAST)}, got {modality!r}")
+    if int(n_slices) < 1:
+        raise InputError("n_slices", f"a positive integer, got {n_slices!r}")
+    y = np.asarray(cell["y"].values, dtype=np.float64)
+    step = float(y[1] - y[0])
+    h = step if voxel_um is None else float(voxel_um)
+    ny = int(round(len(y) * step / h))
+    nz = int(n_slices)
+    zc = (np.arange(nz) - (nz - 1) / 2) * h
+    yc = y[0] - step / 2 + (np.arange(ny) + 0.5) * h
+    zz, yy, xx = np.meshgrid(zc, yc, yc, indexing="ij")
+    p = np.stack([zz, yy, xx], axis=-1)
+    c = np.array([0.0, (yc[0] + yc[-1]) / 2, (yc[0] + yc[-1]) / 2])
+    R = Rotation.from_euler("ZYX", rotation_deg, degrees=True).as_matrix()
+    # scipy's "ZYX" acts on (x, y, z) vectors; ours are (z, y, x): reverse both ways.
+    R = R[::-1, ::-1]
+    q = (p - c) @ R.T + c + np.asarray(shift_um, dtype=np.float64)
+    cy, cx = cell.attrs["center_um"]
+    ang = np.radians(twist_deg_per_um * q[..., 0])
+    dy, dx = q[..., 1] - cy, q[..., 2] - cx
+    sy = cy + dy * np.cos(ang) - dx * np.sin(ang)
+    sx = cx + dy * np.sin(ang) + dx * np.cos(ang)
+    iy, ix = (sy - y[0]) / step, (sx - y[0]) / step
+    mu = CT_CONTRAST[modality]
+    att = sum(float(mu[str(ph)]) * cell["amount"].sel(phase=ph).values.astype(np.float64)
+              for ph in cell["phase"].values)
+    vol = ndimage.map_coordinates(att, [iy, ix], order=1, mode="constant", cval=0.0)
+    rng = np.random.default_rng(seed)
+    vol = vol + float(noise) * max(mu.values()) * rng.standard_normal(vol.shape)
+    coords = {d: (d, v, {"units": "um"}) for d, v in zip(("z", "y", "x"), (zc, yc, yc))}
+    return xr.DataArray(vol.astype(np.float32), dims=("z", "y", "x"), coords=coords,
+                        name=f"{modality}_ct",
+                        attrs={"units": "um", "modality": modality,
+                               "rotation_deg": list(map(float, rotation_deg)),
+                               "shift_um": list(map(float, shift_um))})

@@ -77,3 +77,26 @@ def test_codes_outside_table_never_count_as_a_phase():
     assert cm.loc["am", "am"] == 2 and cm.loc["am", "pore"] == 0 and cm.values.sum() == 3
     wide = _seg(np.array([[0, 300]], np.uint16), phases={0: "pore", 44: "cbd"})
     assert measure.volume_fractions(wide)["cbd"] == 0.0
+
+
+def test_compare_many_one_pass_equals_numpy_pairwise():
+    # the joint-key pass against plain numpy, with differently chunked inputs
+    rng = np.random.default_rng(4)
+    truth = rng.integers(0, 3, (20, 18, 16)).astype(np.uint8)
+    arrays = {f"m{k}": np.where(rng.random(truth.shape) < 0.1 * k,
+                                rng.integers(0, 3, truth.shape), truth).astype(np.uint8)
+              for k in range(5)}
+    segs = {k: _seg(v).chunk({"z": 7 + i, "y": 5, "x": 16}) for i, (k, v) in
+            enumerate(arrays.items())}
+    many = measure.compare_many(segs).set_index(["a", "b"])
+    assert len(many) == 15
+    for ka, a in arrays.items():
+        for kb, b in arrays.items():
+            if (ka, kb) not in many.index:
+                continue
+            row = many.loc[(ka, kb)]
+            assert row["fraction_equal"] == pytest.approx((a == b).mean())
+            for code, name in {0: "pore", 1: "cbd", 2: "am"}.items():
+                inter = ((a == code) & (b == code)).sum()
+                union = ((a == code) | (b == code)).sum()
+                assert row[f"jaccard_{name}"] == pytest.approx(inter / union)

@@ -72,3 +72,45 @@ def test_inference_chunk_invariant_and_beats_threshold_on_cbd(trained):
     for method in ("NN-AM-Cond", "NN-CBD-Cond", "NN-P-Cond"):
         nn = segment.convert(p1, f, method=method)
         assert measure.compare(nn, sample["truth"])["jaccard"]["cbd"] > j_thr
+
+
+def test_cpu_forward_pass_matches_torch(trained):
+    # the numpy forward pass used on CPU workers against torch's own network
+    import torch
+
+    model, _ = trained
+    x = np.random.default_rng(3).normal(model.mean, model.std, (5000, 125)).astype(np.float32)
+    ours = model.predict(x, device="cpu")
+    with torch.no_grad():
+        net = model.network("cpu")
+        peer = net(torch.from_numpy((x - model.mean) / model.std)).numpy()
+    np.testing.assert_allclose(ours, peer, atol=1e-5)
+    np.testing.assert_allclose(ours.sum(axis=1), 1, atol=1e-5)
+
+
+def test_cpu_inference_does_not_import_torch(trained, tmp_path):
+    # a CPU worker running MLP inference must not pay for torch (about 175 MiB a process)
+    import subprocess
+    import sys
+
+    model, sample = trained
+    model.save(tmp_path / "m.npz")
+    np.save(tmp_path / "g.npy", sample["grey"].values)
+    code = (
+        "import sys, numpy as np, xarray as xr\n"
+        "from electromicro_dask import segment\n"
+        f"g = xr.DataArray(np.load({str(tmp_path / 'g.npy')!r}), dims=('z', 'y', 'x'),\n"
+        "                 coords={d: np.arange(18) * 0.5 for d in 'zyx'})\n"
+        f"p = segment.mlp(g.chunk(9), {str(tmp_path / 'm.npz')!r}, device='cpu').compute()\n"
+        "print(float(p.sum()), 'torch' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert float(out[0]) == pytest.approx(sample["grey"].size, rel=1e-4)
+    assert out[1] == "False"
+
+
+def test_bad_device_is_named(trained):
+    model, sample = trained
+    with pytest.raises(InputError, match="device"):
+        segment.mlp(sample["grey"], model, device="tpu")
