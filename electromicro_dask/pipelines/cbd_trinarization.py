@@ -178,8 +178,6 @@ def descriptors(*segs, names):
 
 def accuracy(truth, *segs, names):
     """Agreement of every method with the truth, best first."""
-    import pandas as pd
-
     named = _named(segs, names)
     key = "truth"
     while key in named:
