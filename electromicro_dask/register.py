@@ -298,6 +298,22 @@ def _initial(initial, argument="initial"):
 
 # ----------------------------------------------------------------------------- public
 
+_STAGNANT_WINDOW = 50
+_STAGNANT_REL = 1e-4
+
+
+def _stagnant(history):
+    """ITK's convergence-window test: the last iterations no longer change the metric.
+    The regular-step optimiser keeps stepping along a flat valley of the metric (a
+    direction the data hardly determine) until its iterations run out; there the metric
+    has long stopped improving, which counts as converged."""
+    if len(history) < 2 * _STAGNANT_WINDOW:
+        return False
+    last = np.asarray(history[-_STAGNANT_WINDOW:], dtype=float)
+    scale = max(abs(float(np.mean(last))), 1e-12)
+    return float(last.max() - last.min()) / scale < _STAGNANT_REL
+
+
 def register(fixed, moving, initial=None, prealign=True, max_angle_deg=20.0,
              angle_step_deg=10.0, bins=50, sampling=0.25, max_iterations=300,
              min_shared=0.05, max_voxels=4_000_000, seed=0, threads=1, scale=False):
@@ -393,7 +409,8 @@ def register(fixed, moving, initial=None, prealign=True, max_angle_deg=20.0,
     reg.SetNumberOfThreads(int(threads))
     reg.SetMetricAsMattesMutualInformation(int(bins))
     reg.SetMetricSamplingStrategy(reg.RANDOM)
-    reg.SetMetricSamplingPercentage(float(sampling), int(seed))
+    # seed 0 is SimpleITK's sitkWallClock (a new sample every run): shift ours by one
+    reg.SetMetricSamplingPercentage(float(sampling), int(seed) + 1)
     reg.SetInterpolator(sitk.sitkLinear)
     reg.SetOptimizerAsRegularStepGradientDescent(learningRate=1.0, minStep=1e-4,
                                                  numberOfIterations=int(max_iterations),
@@ -409,6 +426,8 @@ def register(fixed, moving, initial=None, prealign=True, max_angle_deg=20.0,
         start.SetMatrix(tuple(float(v) for v in R0[::-1, ::-1].ravel()))
         start.SetTranslation(tuple(float(v) for v in t0[::-1]))
     reg.SetInitialTransform(start, inPlace=False)
+    history = []
+    reg.AddCommand(sitk.sitkIterationEvent, lambda: history.append(reg.GetMetricValue()))
     out = reg.Execute(fim, mim)
     if out.GetName() == "CompositeTransform":
         out = sitk.CompositeTransform(out).GetNthTransform(0)
@@ -417,8 +436,11 @@ def register(fixed, moving, initial=None, prealign=True, max_angle_deg=20.0,
     stop = reg.GetOptimizerStopConditionDescription()
     shared, overlap = _information(f_arr, _resampled(fim, mim, _affine(R, t, center)))
     reasons = []
-    if "Maximum number of iterations" in stop:
+    if "Maximum number of iterations" in stop and not _stagnant(history):
         reasons.append(f"the optimiser ran out of iterations ({stop})")
+    elif "Maximum number of iterations" in stop:
+        stop = (f"metric stagnant (relative change below {_STAGNANT_REL:g} over the last "
+                f"{_STAGNANT_WINDOW} iterations) when the iterations ran out")
     if overlap < 0.25:
         reasons.append(f"the volumes overlap on {100 * overlap:.0f} % of the fixed volume")
     if shared < min_shared:

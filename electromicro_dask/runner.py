@@ -144,7 +144,8 @@ def _say(msg):
     print(f"[electromicro] {msg}", file=sys.stderr, flush=True)
 
 
-def run(recipe, store=None, client=None, force=(), out=None, report=True, quiet=False):
+def run(recipe, store=None, client=None, force=(), out=None, report=True, quiet=False,
+        until=None):
     """Run a recipe against a store.
 
     Parameters
@@ -164,6 +165,9 @@ def run(recipe, store=None, client=None, force=(), out=None, report=True, quiet=
     report : bool
         Write ``report.html``, ``summary.json`` and (on a distributed client) the dask
         performance report.
+    until : str, optional
+        Stop after this stage (e.g. prepare the input data on one cluster and process it
+        on another; a later full run skips what is already stored). No report then.
 
     Returns
     -------
@@ -183,6 +187,12 @@ def run(recipe, store=None, client=None, force=(), out=None, report=True, quiet=
         raise InputError("store", "a store path (argument or the recipe's 'store' key)")
     store = Path(store)
     stages = module.stages(params)
+    if until is not None:
+        at = [s.name for s in stages]
+        if until not in at:
+            raise InputError("until", f"a stage of this pipeline, one of {at}; got {until!r}")
+        stages = stages[:at.index(until) + 1]
+        report = False
     names = [n for st in stages for n in st.written]
     force = [force] if isinstance(force, str) else list(force)
     bad = [f for f in force if f not in names and f not in [s.name for s in stages]]

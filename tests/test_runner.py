@@ -83,3 +83,15 @@ def test_recipe_from_yaml_and_unknown_force(tmp_path):
         run(y, store=tmp_path / "s.zarr", force=["nothing"], quiet=True)
     with pytest.raises(InputError, match="recipe"):
         run(tmp_path / "missing.yaml", store=tmp_path / "s.zarr")
+
+
+def test_until_stops_after_a_stage_and_the_full_run_resumes(tmp_path):
+    store = tmp_path / "s.zarr"
+    r1 = run(_recipe(), store=store, until="raw", quiet=True)
+    assert set(r1.computed) == {"truth", "raw"}
+    assert set(emd.open_store(store).data_vars) == {"truth_phases", "truth_particles", "raw"}
+    assert not (tmp_path / "s.zarr.report").exists()
+    r2 = run(_recipe(), store=store, quiet=True, report=False)
+    assert set(r2.skipped) == {"truth", "raw"} and "phases" in r2.computed
+    with pytest.raises(InputError, match="until"):
+        run(_recipe(), store=store, until="nope", quiet=True)

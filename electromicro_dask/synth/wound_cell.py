@@ -358,12 +358,41 @@ CT_CONTRAST = {
 }
 
 
+def _agglomerates_3d(cell, n_extra):
+    """The slice's agglomerates at z = 0 and ``n_extra`` more at other heights (within half
+    the casing radius): copies of them moved along the winding (angle a, radius + pitch a /
+    2 pi keeps them in the same layer of the spiral). They depend on the cell alone, so
+    every modality and grid sees the same ones."""
+    placed = [dict(a, z_um=0.0) for a in cell.attrs.get("agglomerates", [])]
+    if not placed or not n_extra:
+        return placed
+    rng = np.random.default_rng(len(placed))
+    cy, cx = cell.attrs["center_um"]
+    inner = cell.attrs["radius_um"] - cell.attrs["wall_um"]
+    out = list(placed)
+    zmax = cell.attrs["radius_um"] / 2
+    for _ in range(50 * int(n_extra)):
+        if len(out) >= len(placed) + int(n_extra):
+            break
+        a = placed[rng.integers(len(placed))]
+        alpha = rng.uniform(-np.pi, np.pi)
+        r = np.hypot(a["y_um"] - cy, a["x_um"] - cx) + cell.attrs["pitch_um"] * alpha / (2 * np.pi)
+        th = np.arctan2(a["y_um"] - cy, a["x_um"] - cx) + alpha
+        z = rng.uniform(-zmax, zmax)
+        if abs(z) < a["d_um"] or not cell.attrs["mandrel_um"] + a["d_um"] < r < inner - a["d_um"]:
+            continue
+        out.append(dict(a, y_um=cy + r * np.sin(th), x_um=cx + r * np.cos(th), z_um=z))
+    return out
+
+
 def wound_cell_ct(cell, modality="xray", n_slices=24, voxel_um=None, twist_deg_per_um=0.02,
-                  rotation_deg=(0.0, 0.0, 0.0), shift_um=(0.0, 0.0, 0.0), noise=0.02, seed=0):
+                  rotation_deg=(0.0, 0.0, 0.0), shift_um=(0.0, 0.0, 0.0), noise=0.02,
+                  extra_agglomerates=40, seed=0):
     """An X-ray or neutron CT volume of a synthetic wound cell (seed 004's other modalities).
 
     The cell's truth map is extruded along ``z`` with a slow twist about the casing centre
-    (so that no two heights look alike and the slice-height search has an answer), seen
+    (so that no two heights look alike and the slice-height search has an answer), its
+    agglomerates made spheres centred on the scattering slice, seen
     with the phase contrast of :data:`CT_CONTRAST`, and sampled on a grid of its own voxel
     size, rotated and shifted by a known rigid transform:
     ``p_cell = R (p_grid - c) + c + t`` with ``c`` the centre of the grid's field of view.
@@ -386,13 +415,18 @@ def wound_cell_ct(cell, modality="xray", n_slices=24, voxel_um=None, twist_deg_p
         Translation ``t`` in um, ``(z, y, x)``.
     noise : float
         Gaussian noise, relative to the largest attenuation.
+    extra_agglomerates : int
+        Agglomerates at other heights than the scattering slice (copies of the slice's
+        ones moved along the winding), the same for both modalities.
     seed : int
+        Seed of the noise.
 
     Returns
     -------
     xarray.DataArray
         float32 ``(z, y, x)`` with coordinates in um (z centred on the scattering slice when
-        the transform is the identity); ``attrs``: modality, rotation_deg, shift_um.
+        the transform is the identity); ``attrs``: modality, rotation_deg, shift_um and
+        ``grid_to_cell`` (the 4 x 4 matrix of the transform, the registration's truth).
 
     Examples
     --------
@@ -428,9 +462,19 @@ def wound_cell_ct(cell, modality="xray", n_slices=24, voxel_um=None, twist_deg_p
     sx = cx + dy * np.sin(ang) + dx * np.cos(ang)
     iy, ix = (sy - y[0]) / step, (sx - y[0]) / step
     mu = CT_CONTRAST[modality]
-    att = sum(float(mu[str(ph)]) * cell["amount"].sel(phase=ph).values.astype(np.float64)
+    # The agglomerates are spheres centred on the scattering slice: in the extruded map
+    # their discs are anode; the spheres are added in 3D (the volume's z landmarks).
+    host = "lic6"
+    att = sum(float(mu[host if ph == "si_agglomerate" else str(ph)])
+              * cell["amount"].sel(phase=ph).values.astype(np.float64)
               for ph in cell["phase"].values)
     vol = ndimage.map_coordinates(att, [iy, ix], order=1, mode="constant", cval=0.0)
+    soft = 0.5 * h
+    for a in _agglomerates_3d(cell, extra_agglomerates):
+        d = np.sqrt((q[..., 0] - a["z_um"]) ** 2 + (sy - a["y_um"]) ** 2
+                    + (sx - a["x_um"]) ** 2)
+        inside = np.clip((a["d_um"] / 2 - d) / soft + 0.5, 0.0, 1.0)
+        vol += inside * (float(mu["si_agglomerate"]) - float(mu[host]))
     rng = np.random.default_rng(seed)
     vol = vol + float(noise) * max(mu.values()) * rng.standard_normal(vol.shape)
     coords = {d: (d, v, {"units": "um"}) for d, v in zip(("z", "y", "x"), (zc, yc, yc))}
@@ -438,4 +482,14 @@ def wound_cell_ct(cell, modality="xray", n_slices=24, voxel_um=None, twist_deg_p
                         name=f"{modality}_ct",
                         attrs={"units": "um", "modality": modality,
                                "rotation_deg": list(map(float, rotation_deg)),
-                               "shift_um": list(map(float, shift_um))})
+                               "shift_um": list(map(float, shift_um)),
+                               "grid_to_cell": _homogeneous(R, c, shift_um).tolist()})
+
+
+def _homogeneous(R, c, t):
+    """4 x 4 matrix of p -> R (p - c) + c + t on (z, y, x)."""
+    m = np.eye(4)
+    m[:3, :3] = R
+    m[:3, 3] = np.asarray(c, dtype=np.float64) - R @ np.asarray(c, dtype=np.float64) \
+        + np.asarray(t, dtype=np.float64)
+    return m
