@@ -64,7 +64,8 @@ def demo(size, out, cluster, workers):
 @click.option("--cluster", default=None, help="None (local), tcp://..., a scheduler file, slurm, pbs, sge, k8s.")
 @click.option("--workers", default=None, type=int, help="Number of workers.")
 @click.option("--force", multiple=True, help="Recompute this stage and its dependants (repeatable).")
-def run_cmd(recipe, store, out, cluster, workers, force):
+@click.option("--until", default=None, help="Stop after this stage (no report).")
+def run_cmd(recipe, store, out, cluster, workers, force, until):
     """Run a workflow recipe (YAML) against a store, skipping finished stages."""
     from .core.progress import show_progress
     from .runner import run, validate_recipe
@@ -73,7 +74,7 @@ def run_cmd(recipe, store, out, cluster, workers, force):
     try:
         validate_recipe(recipe)  # before a cluster is started
         with _client(cluster, workers):
-            res = run(recipe, store=store, force=force, out=out)
+            res = run(recipe, store=store, force=force, out=out, until=until)
     except InputError as exc:
         _fail(exc)
     click.echo(f"stages computed: {res.computed or 'none'}; skipped: {res.skipped or 'none'}")

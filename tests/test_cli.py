@@ -41,3 +41,14 @@ def test_ingest_command_bad_file(tmp_path):
     proc = subprocess.run(EXE + ["ingest", str(bad), str(tmp_path / "s.zarr"), "--voxel-size", "1"],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "error:" in proc.stderr
+
+
+def test_run_command_until(tmp_path):
+    y = tmp_path / "r.yaml"
+    y.write_text("pipeline: demo\nparameters:\n  size: 24\n  voxel_size_um: 0.5\n")
+    proc = subprocess.run(EXE + ["run", str(y), "--store", str(tmp_path / "s.zarr"),
+                                 "--until", "raw", "--workers", "1"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "stages computed: ['truth', 'raw']" in proc.stdout
+    assert "report:" not in proc.stdout
