@@ -17,7 +17,8 @@ def _sparse_counts(block, minlength):
     # A block of n voxels has at most n distinct values: its counts travel as (value,
     # count) pairs, not as a dense minlength vector (8 MiB for a 1024 x 1024 histogram,
     # times the number of blocks a worker holds before they are added up).
-    c = np.bincount(np.asarray(block).ravel(), minlength=minlength)
+    v = np.asarray(block).ravel()
+    c = np.bincount(v[v >= 0] if v.dtype.kind == "i" else v, minlength=minlength)
     nz = np.flatnonzero(c)
     return nz, c[nz]
 
@@ -47,9 +48,9 @@ def _tree_counts(x, minlength, split_every):
 
 
 def blockwise_bincount(x, minlength, split_every=8):
-    """``bincount`` of all values of the non-negative integer dask array ``x``.
+    """``bincount`` of all values of the integer dask array ``x``.
 
-    Values must be below ``minlength``. Each block is counted on its own and the sparse
+    Values must be below ``minlength``; negative ones are not counted. Each block is counted on its own and the sparse
     per-block counts are added in a tree of ``split_every`` at a time, so no task holds
     more than ``split_every`` blocks' worth of distinct values.
     """
@@ -94,7 +95,7 @@ def _pair_key_block(a, b, ranges, bins):
     return _bin_index(a, alo, ahi, bins) * bins + _bin_index(b, blo, bhi, bins)
 
 
-def blockwise_histogram2d(a, b, bins, range):
+def blockwise_histogram2d(a, b, bins, range, mask=None):
     """Joint histogram of two equally chunked dask arrays of any shape.
 
     Parameters
@@ -105,6 +106,8 @@ def blockwise_histogram2d(a, b, bins, range):
         Bins per axis.
     range : ((float, float), (float, float))
         The limits of ``a`` and of ``b``.
+    mask : dask.array.Array, optional
+        Boolean, equally chunked: only the elements where it holds are counted.
 
     Returns
     -------
@@ -118,6 +121,8 @@ def blockwise_histogram2d(a, b, bins, range):
     bins = int(bins)
     ranges = tuple((float(lo), float(hi)) for lo, hi in range)
     key = da.map_blocks(_pair_key_block, a, b, ranges=ranges, bins=bins, dtype=np.int64)
+    if mask is not None:
+        key = da.where(mask, key, -1)
     counts = blockwise_bincount(key, bins * bins).reshape(bins, bins)
     edges = [np.linspace(lo, hi, bins + 1) for lo, hi in ranges]
     return counts, edges[0], edges[1]

@@ -27,7 +27,7 @@ import xarray as xr
 from ..core.errors import InputError
 from ..core.progress import compute
 from ..core.random import uniform_block
-from ._common import CODES3, PHASES3, check_fractions3
+from ._common import CODES3, PHASES3, check_fractions3, window_mask
 
 __all__ = ["convert", "CONVERSIONS"]
 
@@ -108,7 +108,7 @@ def _top_cut(key, n_target):
     return edges[j] if (n_lo - n_target) <= (n_target - n_hi) else edges[j + 1]
 
 
-def convert(probabilities, fractions, method="NN-AM-Cond", seed=0):
+def convert(probabilities, fractions, method="NN-AM-Cond", seed=0, window=None):
     """Trinarize predicted compositions at the target fractions (seed 002, §3.3).
 
     Parameters
@@ -124,6 +124,10 @@ def convert(probabilities, fractions, method="NN-AM-Cond", seed=0):
         ``"NN-AM-Cond"``, ``"NN-CBD-Cond"``, ``"NN-P-Cond"``.
     seed : int
         Seed of the tie-breaking jitter.
+    window : dict or xarray.DataArray, optional
+        Sampling window of the ranking: a box ``{dim: (start_um, stop_um)}`` or a boolean
+        mask on the spatial grid. The cuts are global quantiles of the voxels inside it
+        (whose fractions then match ``fractions``); every voxel is labelled.
 
     Returns
     -------
@@ -167,15 +171,28 @@ def convert(probabilities, fractions, method="NN-AM-Cond", seed=0):
     idx = {n: names.index(n) for n in CODES3}
     order, cond = CONVERSIONS[method]
     spatial = data.shape[1:]
-    total = int(np.prod(spatial))
+    grid = prob.isel(phase=0, drop=True)
+    mask, record = window_mask(grid.chunk(dict(zip(grid.dims, data.chunks[1:]))), window)
+    if mask is None:
+        total = int(np.prod(spatial))
+    else:
+        (total,) = compute(mask.sum(), label="window size")
+        total = int(total)
+        if total == 0:
+            raise InputError("window", "a window holding voxels, got an empty one")
     n1 = int(round(targets[order[0]] * total))
     n2 = int(round(targets[order[1]] * total))
     kw = dict(idx=idx, order=order, cond=cond, seed=int(seed), global_shape=spatial,
               drop_axis=0, dtype=np.float64)
+
+    def ranked(key):
+        # keys below 0 take no part in the ranking: outside the window, -2
+        return key if mask is None else da.where(mask, key, -2.0)
+
     k1 = data.map_blocks(_key_block, t1=None, **kw)
-    t1 = _top_cut(k1, n1)
+    t1 = _top_cut(ranked(k1), n1)
     k2 = data.map_blocks(_key_block, t1=t1, **kw)
-    t2 = _top_cut(k2, n2)
+    t2 = _top_cut(ranked(k2), n2)
     codes = np.array([CODES3[n] for n in order], dtype=np.uint8)
     kw.update(dtype=np.uint8)
     seg = data.map_blocks(_label_block, t1=t1, t2=t2, codes=codes, **kw)
@@ -186,4 +203,6 @@ def convert(probabilities, fractions, method="NN-AM-Cond", seed=0):
                        attrs={"units": "um", "phases": dict(PHASES3), "method": method,
                               "order": list(order), "conditional": bool(cond),
                               "cuts": [float(t1), float(t2)], "target_fractions": targets})
+    if record is not None:
+        out.attrs["window"] = record
     return out

@@ -32,7 +32,7 @@ from ..core.arrays import as_volume
 from ..core.errors import ConvergenceError, InputError
 from ..core.progress import compute
 from ..core.reduce import blockwise_histogram2d
-from ._common import CODES3, PHASES3, check_fractions3
+from ._common import CODES3, PHASES3, check_fractions3, window_mask
 
 __all__ = ["kmeans", "kmeans_features"]
 
@@ -241,7 +241,7 @@ class _Tables:
         return np.array([fa, fc, 1.0 - fa - fc])
 
 
-def _calibrate(data, mu, w, xm, targets, sample_ratios, bins=1024):
+def _calibrate(data, mu, w, xm, targets, sample_ratios, bins=1024, mask=None):
     """Refit the two phase weights on the whole volume (global 2D histograms).
 
     The five weights are fitted on a sample; a sample that is not representative
@@ -261,8 +261,8 @@ def _calibrate(data, mu, w, xm, targets, sample_ratios, bins=1024):
     a = da.clip(r[0], lo[0], hi[0])
     b = da.clip(r[1], lo[1], hi[1])
     c = da.clip(r[0] - r[1], lo[2], hi[2])
-    h_ab, ea, eb = blockwise_histogram2d(a, b, bins, [[lo[0], hi[0]], [lo[1], hi[1]]])
-    h_ac, _, ec = blockwise_histogram2d(a, c, bins, [[lo[0], hi[0]], [lo[2], hi[2]]])
+    h_ab, ea, eb = blockwise_histogram2d(a, b, bins, [[lo[0], hi[0]], [lo[1], hi[1]]], mask)
+    h_ac, _, ec = blockwise_histogram2d(a, c, bins, [[lo[0], hi[0]], [lo[2], hi[2]]], mask)
     h_ab, h_ac = compute(h_ab, h_ac, label="k-means calibration histograms")
     frac = _Tables(np.asarray(h_ab), np.asarray(h_ac), np.asarray(ea), np.asarray(eb),
                    np.asarray(ec))
@@ -341,27 +341,47 @@ def _check_image(image):
     return image
 
 
-def _sample(image, sample_voxels):
+def _bounds(mask):
+    """Index range (start, stop) per axis of the voxels inside a boolean dask mask."""
+    axes = range(mask.ndim)
+    proj = compute(*(mask.any(axis=tuple(a for a in axes if a != i)) for i in axes),
+                   label="window extent")
+    out = []
+    for p in proj:
+        idx = np.flatnonzero(np.asarray(p))
+        out.append((int(idx[0]), int(idx[-1]) + 1))
+    return out
+
+
+def _sample(image, sample_voxels, mask=None):
     shape = image.shape
+    bounds = [(0, n) for n in shape] if mask is None else _bounds(mask)
     side = max(3, int(round(sample_voxels ** (1.0 / 3.0))))
-    sl, pads = [], []
-    for n in shape:
-        s = min(n, side)
-        a = (n - s) // 2
+    sl, pads, inner = [], [], []
+    for n, (b0, b1) in zip(shape, bounds):
+        s = min(b1 - b0, side)
+        a = b0 + (b1 - b0 - s) // 2
         b = a + s
         lo, hi = max(a - 1, 0), min(b + 1, n)
         sl.append(slice(lo, hi))
         pads.append((1 if a == 0 else 0, 1 if b == n else 0))
+        inner.append(slice(a, b))
     (block,) = compute(image.data[tuple(sl)], label="k-means sample")
     # Mirrored like dask's boundary="reflect" (numpy "symmetric"), so a sample that is the
     # whole volume has exactly the features the lazy application sees.
     block = np.pad(np.asarray(block, dtype=np.float32), pads, mode="symmetric")
-    F = _features_padded(block)
-    return F.reshape(27, -1).T.astype(np.float64)
+    F = _features_padded(block).reshape(27, -1).T.astype(np.float64)
+    if mask is not None:
+        (m,) = compute(mask[tuple(inner)], label="k-means sample window")
+        F = F[np.asarray(m).ravel()]
+        if len(F) < 27:
+            raise InputError("window", f"at least 27 voxels inside the window's central "
+                             f"sample, got {len(F)}")
+    return F
 
 
 def kmeans(image, fractions, sample_voxels=100_000, maxfev=600, tolerance=0.005,
-           calibrate=True, seed=0):
+           calibrate=True, seed=0, window=None):
     """Three-phase k-means with weights fitted to target volume fractions (seed 002 §3.2).
 
     Parameters
@@ -386,6 +406,11 @@ def kmeans(image, fractions, sample_voxels=100_000, maxfev=600, tolerance=0.005,
         on the whole sampling window); ``False`` keeps the sample fit only.
     seed : int
         Seed of the optimiser's restart directions.
+    window : dict or xarray.DataArray, optional
+        Sampling window (a box ``{dim: (start_um, stop_um)}`` or a boolean mask on the
+        image's grid): the sample is taken from the middle of the window, only voxels
+        inside it enter the fit and the calibration, and their fractions match the
+        targets; the whole volume is labelled.
 
     Returns
     -------
@@ -415,7 +440,8 @@ def kmeans(image, fractions, sample_voxels=100_000, maxfev=600, tolerance=0.005,
         raise InputError("sample_voxels", f"at least 27, got {sample_voxels!r}")
     if tolerance <= 0:
         raise InputError("tolerance", f"a positive fraction, got {tolerance!r}")
-    F = _sample(image, int(sample_voxels))
+    mask, record = window_mask(image, window)
+    F = _sample(image, int(sample_voxels), mask)
     w, xm, mu, realised, cost, evals = _fit(F, targets, int(maxfev), seed, float(tolerance))
     err = {n: float(realised[i] - targets[n]) for i, n in enumerate(_ORDER)}
     if not calibrate and max(abs(v) for v in err.values()) > tolerance:
@@ -429,7 +455,7 @@ def kmeans(image, fractions, sample_voxels=100_000, maxfev=600, tolerance=0.005,
     if calibrate:
         d = _distances(F, mu, np.ones(3), xm) + _EPS
         ratios = np.stack([np.log(d[:, 1] / d[:, 0]), np.log(d[:, 2] / d[:, 0])], axis=1)
-        w, vf = _calibrate(data, mu, w, xm, targets, ratios)
+        w, vf = _calibrate(data, mu, w, xm, targets, ratios, mask=mask)
         volume_fractions = {n: float(vf[i]) for i, n in enumerate(_ORDER)}
         if max(abs(volume_fractions[n] - targets[n]) for n in _ORDER) > tolerance:
             raise ConvergenceError(
@@ -449,4 +475,6 @@ def kmeans(image, fractions, sample_voxels=100_000, maxfev=600, tolerance=0.005,
                  "cost_evaluations": int(evals)}
     if volume_fractions is not None:
         out.attrs["calibrated_fractions"] = volume_fractions
+    if record is not None:
+        out.attrs["window"] = record
     return out

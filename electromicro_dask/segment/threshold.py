@@ -18,6 +18,7 @@ from ..core.arrays import as_volume
 from ..core.errors import InputError
 from ..core.progress import compute
 from ..core.random import block_offsets, uniform_block
+from ._common import window_mask
 
 __all__ = ["threshold"]
 
@@ -49,7 +50,7 @@ def _check_fractions(fractions):
     return f
 
 
-def threshold(image, fractions=None, phases=("pore", "cbd", "am"), seed=0):
+def threshold(image, fractions=None, phases=("pore", "cbd", "am"), seed=0, window=None):
     """Segment a grey-value image with global thresholds.
 
     Parameters
@@ -65,6 +66,11 @@ def threshold(image, fractions=None, phases=("pore", "cbd", "am"), seed=0):
         Phase names dark to bright when ``fractions`` is not given.
     seed : int
         Seed of the tie-breaking jitter for integer images.
+    window : dict or xarray.DataArray, optional
+        Sampling window of the calibration (seed 002 fits inside the electrode, without
+        the void around it): a box ``{dim: (start_um, stop_um)}`` or a boolean mask on the
+        image's grid. The thresholds come from the voxels inside it (their fractions match
+        ``fractions``); the whole image is classified.
 
     Returns
     -------
@@ -76,7 +82,8 @@ def threshold(image, fractions=None, phases=("pore", "cbd", "am"), seed=0):
     Raises
     ------
     InputError
-        Fractions that do not sum to 1, fewer than two phases, an image with NaNs.
+        Fractions that do not sum to 1, fewer than two phases, an image with NaNs, a
+        window outside the image.
 
     Examples
     --------
@@ -100,14 +107,21 @@ def threshold(image, fractions=None, phases=("pore", "cbd", "am"), seed=0):
         data = data.map_blocks(_jitter, int(seed), data.shape, dtype=np.float64)
     elif data.dtype.kind != "f":
         raise InputError("image", f"a numeric grey-value image, got dtype {data.dtype}")
-    lo, hi, bad = compute(da.nanmin(data), da.nanmax(data), (~da.isfinite(data)).any(),
-                          label="grey-value range")
+    mask, record = window_mask(image, window)
+    inside = data if mask is None else da.where(mask, data, np.nan)
+    lo, hi, bad, n_in = compute(da.nanmin(inside), da.nanmax(inside),
+                                (~da.isfinite(data)).any(),
+                                data.size if mask is None else mask.sum(),
+                                label="grey-value range")
     if bad:
         raise InputError("image", "finite grey values (found NaN or inf)")
+    if int(n_in) == 0:
+        raise InputError("window", "a window holding voxels of the image, got an empty one")
     lo, hi = float(lo), float(hi)
     if hi <= lo:
         hi = lo + 1.0
-    counts, edges = da.histogram(data, bins=_BINS, range=(lo, hi))
+    weights = None if mask is None else mask.astype(np.float64)
+    counts, edges = da.histogram(data, bins=_BINS, range=(lo, hi), weights=weights)
     (counts,) = compute(counts, label="global histogram")
     edges = np.asarray(edges)
     cdf = np.cumsum(counts) / counts.sum()
@@ -141,4 +155,6 @@ def threshold(image, fractions=None, phases=("pore", "cbd", "am"), seed=0):
                  "thresholds": [float(t) for t in thr], "method": method}
     if fractions is not None:
         out.attrs["target_fractions"] = f
+    if record is not None:
+        out.attrs["window"] = record
     return out
