@@ -125,8 +125,10 @@ def correlative(shape, factor=4, voxel_size=0.5, fractions=None, particle_radius
                            chunks=coarse_chunks) for n in order]
     comp = da.stack(comps, axis=0)
     grey = sum(c * np.float32(contrast[n]) for c, n in zip(comps, order))
+    # A coarse voxel is the block of factor**3 fine ones: its centre lies (factor - 1) / 2
+    # fine voxels beyond the first fine centre, so both grids share one physical frame.
     template = as_volume(da.zeros(shape, dtype=np.float32, chunks=coarse_chunks),
-                         voxel_size=voxel_size)
+                         voxel_size=voxel_size, origin=(factor - 1) / 2 * voxel_size / factor)
     img = template.copy(data=grey)
     if blur_um > 0:
         from ..filters import gaussian  # filters sits beside synth in the same layer
