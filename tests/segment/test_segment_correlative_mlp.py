@@ -5,7 +5,6 @@ on the true compositions."""
 
 import numpy as np
 import pytest
-import xarray as xr
 from scipy import ndimage
 
 pytest.importorskip("torch")
