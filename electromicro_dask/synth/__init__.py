@@ -1,6 +1,7 @@
 """Synthetic data with known ground truth (electrodes, tomograms, ToF-SIMS sections and
 cubes), generated lazily."""
 
+from .cbd import cbd_morphology
 from .correlative import correlative
 from .electrode import electrode
 from .pfib import PFIB_CONTRAST, PFIB_PHASES, pfib_electrode, pfib_stack
@@ -11,4 +12,5 @@ from .detector_frames import detector_frames
 
 __all__ = ["correlative", "electrode", "tomogram", "DEFAULT_CONTRAST", "sims_section", "sims_cube",
            "SIMS_SPECTRA", "SIMS_PHASES", "pfib_electrode", "pfib_stack", "PFIB_PHASES",
-           "PFIB_CONTRAST", "wound_cell", "WOUND_CELL_PHASES", "detector_frames"]
+           "PFIB_CONTRAST", "wound_cell", "WOUND_CELL_PHASES", "detector_frames",
+           "cbd_morphology"]
