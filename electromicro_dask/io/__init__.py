@@ -14,5 +14,6 @@ __all__ = ["read_tiff", "read_tiff_folder", "read_hdf5", "read_raw", "read_npy",
            "from_numpy", "read", "ingest"]
 from .spectral import read_imzml, read_si_ascii, read_tiff_stack  # noqa: E402
 from .frames import read_frames  # noqa: E402
+from .curves import read_curve  # noqa: E402
 
-__all__ += ["read_imzml", "read_si_ascii", "read_tiff_stack", "read_frames"]
+__all__ += ["read_imzml", "read_si_ascii", "read_tiff_stack", "read_frames", "read_curve"]

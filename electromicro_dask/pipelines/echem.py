@@ -85,6 +85,9 @@ PARAMETERS = {
     "currents_mA_cm2": [1.0, 3.0, 6.0, 8.0, 10.0, 12.0],
     "gamma": 0.12,                    # of the current sweep and the impedance
     "t_max_s": 20000.0,
+    # measured curves laid over the simulated discharges: {label: CSV path} or {label:
+    # {path, capacity, voltage, capacity_scale}} (io.read_curve)
+    "measured_curves": {},
 }
 
 _DEFAULTS = {
@@ -160,10 +163,38 @@ def _positive_list(p, key, n=None, at_least=1):
         _bad(key, f"a list of {size} positive numbers, got {v!r}")
 
 
+def _measured(params):
+    """{label: DataFrame} of the recipe's measured curves (InputError naming the entry)."""
+    from ..io import read_curve
+
+    out = {}
+    for label, spec in (params.get("measured_curves") or {}).items():
+        spec = {"path": spec} if isinstance(spec, str) else dict(spec or {})
+        if "path" not in spec:
+            _bad(f"measured_curves.{label}", "a CSV path or a mapping with 'path'")
+        try:
+            out[label] = read_curve(**spec)
+        except InputError as exc:
+            _bad(f"measured_curves.{label}", str(exc))
+        except TypeError as exc:
+            _bad(f"measured_curves.{label}", f"keys among path, capacity, voltage, "
+                 f"capacity_scale ({exc})")
+    return out
+
+
+def _overlay_measured(ax, measured):
+    for label, c in measured.items():
+        ax.plot(c["capacity"].values, c["voltage"].values, ls="--", color="k", lw=1.2,
+                label=f"measured: {label}")
+    if measured:
+        ax.legend(fontsize="small")
+
+
 def validate(params):
     """Check the parameters before anything is computed (InputError naming the key)."""
     if params["study"] not in _DEFAULTS:
         _bad("study", f"one of {sorted(_DEFAULTS)}, got {params['study']!r}")
+    _measured(params)
     p = resolved(params)
     _positive(p, "voxel_size_um")
     h = float(p["voxel_size_um"])
@@ -724,9 +755,12 @@ def _summarize_seed001(store, params):
               "lithiation_profile": "lithiation at the cutoff (seed 001 Fig. 4C)",
               "electrolyte_profile": "mean salt concentration per layer at the end "
                                      "(seed 001 Fig. 5A)"}
+    measured = _measured(params)
     for kind, title in titles.items():
         fig, (ax,) = _fig()
         _plot(ax, kind, runs, sc)
+        if kind == "discharge_curves":
+            _overlay_measured(ax, measured)
         ax.set_title(title, fontsize="small")
         figures[kind] = fig
     ds = open_store(store)
@@ -796,10 +830,13 @@ def _summarize_seed002(store, params):
     i_lab = [f"{i:g} mA/cm2" for i in cs["currents_mA_cm2"]]
     titles = (f"{gs['current_mA_cm2']:g} mA/cm$^2$ over gamma (seed 002 Fig. 11a)",
               f"gamma {cs['gamma']:g} over the current (seed 002 Fig. 11b)")
+    measured = _measured(params)
     for kind in _KINDS:
         fig, axes = _fig(2)
         for ax, src, labels, title in zip(axes, (gs, cs), (g_lab, i_lab), titles):
             _plot(ax, kind, src["runs"], labels)
+            if kind == "discharge_curves":
+                _overlay_measured(ax, measured)
             ax.set_title(title, fontsize="small")
         figures[kind] = fig
     fig, (ax,) = _fig(w=5.5, h=4.5)

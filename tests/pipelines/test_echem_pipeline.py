@@ -135,6 +135,8 @@ def test_seed002_recipe_runs_stores_and_reports(tmp_path):
     ("echem_seed002.yaml", {"gamma": 0.0}, "gamma"),
     ("echem_seed002.yaml", {"separator_um": -1.0}, "separator_um"),
     ("echem_seed002.yaml", {"no_such_key": 1}, "no_such_key"),
+    ("echem_seed002.yaml", {"measured_curves": {"cell A": "/no/such/file.csv"}},
+     "measured_curves.cell A"),
 ])
 def test_bad_parameter_fails_before_anything_is_written(tmp_path, name, over, key):
     store = tmp_path / "bad.zarr"
@@ -178,3 +180,23 @@ def test_workflow_files_parse_and_validate():
                                         "parameters": {"study": "seed002"}})
     sp = {s.name: s for s in module.stages(p)}["synthetic_phases"].params
     assert sp["size_um"] == [60.0, 20.0, 20.0] and "crack" not in sp["fractions"]
+
+
+def test_measured_curves_are_laid_over_the_discharges(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from electromicro_dask.pipelines import echem
+
+    f = tmp_path / "m.csv"
+    f.write_text("Capacity(mAh),Voltage(V)\n0,4.1\n1,3.8\n2,3.2\n")
+    measured = echem._measured({"measured_curves": {"cell A": {"path": str(f),
+                                                              "capacity_scale": 100.0}}})
+    fig, ax = plt.subplots()
+    echem._overlay_measured(ax, measured)
+    (line,) = ax.get_lines()
+    assert line.get_label() == "measured: cell A"
+    np.testing.assert_allclose(line.get_xdata(), [0, 100, 200])
+    plt.close(fig)
