@@ -63,7 +63,7 @@ def blockwise_bincount(x, minlength, split_every=8):
     return da.from_delayed(total, (minlength,), dtype=np.int64)
 
 
-def _sparse_unique(block, minlength):
+def _sparse_unique(block):
     v, c = np.unique(np.asarray(block).ravel(), return_counts=True)
     return v.astype(np.int64), c.astype(np.int64)
 
@@ -77,7 +77,7 @@ def blockwise_value_counts(x, split_every=8):
     """
     from dask import delayed
 
-    parts = [delayed(_sparse_unique)(b, 0) for b in x.to_delayed().ravel()]
+    parts = [delayed(_sparse_unique)(b) for b in x.to_delayed().ravel()]
     while len(parts) > 1:
         parts = [delayed(_merge_counts)(parts[i:i + split_every], 0)
                  for i in range(0, len(parts), split_every)]

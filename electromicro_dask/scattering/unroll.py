@@ -208,7 +208,7 @@ def winding_pitch(unrolled, pitch_range_um=(100.0, 500.0)):
     return float((k + off) * dr)
 
 
-def _spiral_samples(center_um, r_start_um, pitch_um, n_turns, sense, ds, du):
+def _spiral_samples(r_start_um, pitch_um, n_turns, ds, du):
     """(theta(s), s) along the centre line r = r_start + pitch * theta / 2 pi, and u."""
     b = pitch_um / (2 * np.pi)
     th_end = 2 * np.pi * n_turns
@@ -226,7 +226,7 @@ def _spiral_samples(center_um, r_start_um, pitch_um, n_turns, sense, ds, du):
 def _unwind(img, y0, x0, step, center_um, r_start_um, pitch_um, n_turns, sense, ds, du):
     from scipy import ndimage
 
-    th, s, u, length = _spiral_samples(center_um, r_start_um, pitch_um, n_turns, sense, ds, du)
+    th, s, u, length = _spiral_samples(r_start_um, pitch_um, n_turns, ds, du)
     r = r_start_um + pitch_um * th[None, :] / (2 * np.pi) + u[:, None]
     ang = sense * th[None, :]
     yy = (center_um[0] + r * np.sin(ang) - y0) / step

@@ -26,6 +26,7 @@ import xarray as xr
 from ..core.arrays import as_volume
 from ..core.errors import InputError
 from ..core.progress import compute
+from ..transport._common import resolve_device as _device
 from ._common import CODES3, PHASES3
 
 __all__ = ["otsu_am", "fill_inclusions", "UNetModel", "train_unet", "load_unet",
@@ -221,19 +222,6 @@ def load_unet(path):
     return UNetModel(state, meta["mean"], meta["std"], meta["channels"], meta.get("history"))
 
 
-def _device(device):
-    torch = _torch()
-    if device in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise InputError("device", f"'auto', 'cpu' or 'cuda', got {device!r}") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise InputError("device", "'cuda' asked but CUDA is not available (use 'auto')")
-    return dev
-
-
 def _annotation_arrays(image, annotations, label_names):
     """(grey slices, class maps with -1 = not trained on) from the annotated slices."""
     names = dict(label_names)
@@ -406,7 +394,7 @@ def unet_segment(image, model, device="auto"):
     return res
 
 
-def _trinarize_block(grey, am, p_cbd, t):
+def _trinarize_block(am, p_cbd):
     out = np.where(p_cbd >= 0.5, CODES3["cbd"], CODES3["pore"]).astype(np.uint8)
     out[am] = CODES3["am"]
     return out
@@ -438,11 +426,8 @@ def trinarize_fibsem(image, model, am_threshold=None, fill=True, device="auto"):
     if fill:
         am = fill_inclusions(am)
     p = unet_segment(image, model, device=device)
-    g = _slices(image.data if isinstance(image.data, da.Array) else da.from_array(image.data),
-                slices_per_block=8)
-    a = am.data.rechunk(g.chunks)
-    pc = p.data.rechunk(g.chunks)
-    seg = da.map_blocks(_trinarize_block, g, a, pc, t, dtype=np.uint8)
+    pc = p.data
+    seg = da.map_blocks(_trinarize_block, am.data.rechunk(pc.chunks), pc, dtype=np.uint8)
     out = xr.DataArray(seg, dims=image.dims, coords=image.coords, name="phases",
                        attrs={"units": "um", "phases": dict(PHASES3), "am_threshold": t,
                               "method": "Otsu AM + U-Net pore/CBD + slice-wise filling "
