@@ -11,9 +11,11 @@ class WorkerPeak:
         self.client = client
         self.interval = interval
         self.peak = {}
+        self.trace = []            # (seconds since start, largest worker memory), per poll
         self._stop = threading.Event()
 
     def _poll(self):
+        t0 = time.perf_counter()
         while not self._stop.is_set():
             try:
                 info = self.client.scheduler_info(n_workers=-1)["workers"]
@@ -22,6 +24,9 @@ class WorkerPeak:
             for addr, w in info.items():
                 mem = w.get("metrics", {}).get("memory", 0)
                 self.peak[addr] = max(self.peak.get(addr, 0), mem)
+            if info:
+                self.trace.append((time.perf_counter() - t0,
+                                   max(w.get("metrics", {}).get("memory", 0) for w in info.values())))
             time.sleep(self.interval)
 
     def __enter__(self):
@@ -36,3 +41,8 @@ class WorkerPeak:
     @property
     def max_peak(self):
         return max(self.peak.values()) if self.peak else 0
+
+    def at(self, seconds, window=5.0):
+        """Largest worker memory sampled within ``window`` s before ``seconds`` (bytes)."""
+        vals = [m for t, m in self.trace if seconds - window <= t <= seconds]
+        return max(vals) if vals else 0

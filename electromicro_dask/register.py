@@ -45,6 +45,7 @@ import xarray as xr
 
 from .core.arrays import as_volume, spatial_dims, voxel_size
 from .core.errors import InputError
+from .core.geometry import rotation_zyx
 from .core.progress import compute
 
 __all__ = ["Registration", "register", "resample", "composition", "locate", "Location",
@@ -191,13 +192,7 @@ def _homogeneous(R, t, c):
     return m
 
 
-def _rotation_zyx(a, b, g):
-    """Rotation by ``a`` about z, then ``b`` about y, then ``g`` about x (radians)."""
-    ca, sa, cb, sb, cg, sg = np.cos(a), np.sin(a), np.cos(b), np.sin(b), np.cos(g), np.sin(g)
-    rz = np.array([[1, 0, 0], [0, ca, -sa], [0, sa, ca]])   # acts on (y, x)
-    ry = np.array([[cb, 0, sb], [0, 1, 0], [-sb, 0, cb]])   # acts on (z, x)
-    rx = np.array([[cg, -sg, 0], [sg, cg, 0], [0, 0, 1]])   # acts on (z, y)
-    return rx @ ry @ rz
+_rotation_zyx = rotation_zyx  # the name the tests and helpers use
 
 
 def _edges(arr, spacing, sigma_um):

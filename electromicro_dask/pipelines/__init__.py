@@ -12,6 +12,7 @@ PIPELINES = {
     "demo": "electromicro_dask.pipelines.demo",
     "tofsims": "electromicro_dask.pipelines.tofsims",
     "cbd_trinarization": "electromicro_dask.pipelines.cbd_trinarization",
+    "cbd_correlative": "electromicro_dask.pipelines.cbd_correlative",
     "slicegan": "electromicro_dask.pipelines.slicegan",
     "swaxs_ct": "electromicro_dask.pipelines.swaxs_ct",
     "echem": "electromicro_dask.pipelines.echem",

@@ -439,7 +439,7 @@ def _predict_block(padded, model, size, device, batch):
     return out
 
 
-def mlp(image, model, size_voxels=5, device="auto", batch_voxels=16384):
+def mlp(image, model, size_voxels=5, device="auto", batch_voxels=4096):
     """Per-voxel composition probabilities of a grey-value volume (seed 002 §3.3), lazily.
 
     Parameters
@@ -454,7 +454,9 @@ def mlp(image, model, size_voxels=5, device="auto", batch_voxels=16384):
     device : str
         "auto" (CUDA when available, else CPU), "cpu" or "cuda".
     batch_voxels : int
-        Voxels per inference batch inside a block.
+        Voxels per inference batch inside a block. Each batch holds ``size_voxels**3``
+        float32 values per voxel (2 MiB at the default), so a small batch keeps the
+        workers' unmanaged memory low; throughput barely changes above ~1000.
 
     Returns
     -------

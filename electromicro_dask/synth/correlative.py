@@ -23,10 +23,11 @@ import xarray as xr
 
 from ..core.arrays import as_volume, default_chunks
 from ..core.errors import InputError
+from ..core.geometry import rotation_zyx
 from ..core.random import block_offsets, normal_block
 from .electrode import PHASES, electrode
 
-__all__ = ["correlative"]
+__all__ = ["correlative", "correlative_fibsem", "FIBSEM_CONTRAST"]
 
 #: Grey values per phase for the coarse tomogram: AM bright, CBD only slightly brighter
 #: than pore (the low CBD/pore contrast seed 002 works against).
@@ -150,4 +151,115 @@ def correlative(shape, factor=4, voxel_size=0.5, fractions=None, particle_radius
         coords=dict(coords, phase=list(order)))
     ds.attrs = {"factor": factor, "fine_voxel_size_um": voxel_size / factor, "seed": seed,
                 "fractions": dict(fine.attrs["parameters"].get("fractions") or {})}
+    return ds
+
+
+#: FIB-SEM grey values per phase: unlike the tomogram, CBD and pores differ clearly.
+FIBSEM_CONTRAST = {"pore": 0.10, "cbd": 0.45, "am": 0.85}
+
+
+def correlative_fibsem(shape, factor=4, voxel_size=0.5, fractions=None,
+                       particle_radius_um=(2.0, 0.5), cbd_gradient=0.0, seed=0,
+                       edge_voxels=64, rotation_deg=(3.0, -2.0, 1.0),
+                       offset_um=(0.4, -0.3, 0.2), scale=1.02, contrast=None, noise=0.03):
+    """The fine truth behind :func:`correlative` imaged by a FIB-SEM in its own frame.
+
+    Seed 002 (section 2.2) images a small region of the same electrode by FIB-SEM and
+    registers it into the synchrotron tomogram; the two frames differ by a rotation, an
+    offset and a scale known only to a few percent. Here the fine truth of
+    ``correlative(shape, factor, voxel_size, ..., seed)`` is sampled (nearest voxel) on a
+    cube of ``edge_voxels`` FIB-SEM voxels around the tomogram's centre, seen through a
+    known similarity transform, and rendered with FIB-SEM contrast.
+
+    Parameters
+    ----------
+    shape, factor, voxel_size, fractions, particle_radius_um, cbd_gradient, seed
+        As for :func:`correlative` (the same values give the same electrode).
+    edge_voxels : int
+        FIB-SEM voxels per edge of the imaged cube (true voxel size ``voxel_size / factor``).
+    rotation_deg : 3 floats
+        Rotation of the FIB-SEM frame about z, then y, then x (degrees).
+    offset_um : 3 floats
+        Shift of the imaged cube's centre from the tomogram's centre, (z, y, x) um.
+    scale : float
+        Stated FIB-SEM voxel size over the true one (seed 002 knows its ratio of 64 to
+        about 2 %).
+    contrast : dict, optional
+        Grey value per phase (default :data:`FIBSEM_CONTRAST`).
+    noise : float
+        Standard deviation of additive Gaussian noise.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``grey`` (float32) and ``truth`` (uint8, ``{0: pore, 1: cbd, 2: am}``), dims
+        (z, y, x) with the FIB-SEM's stated coordinates in um (voxel size
+        ``scale * voxel_size / factor``); ``attrs`` hold the true transform: a point ``q``
+        of this frame is the tomogram point ``R (q / scale - c') + c + t`` with
+        ``c = attrs["center_um"]``, ``R = attrs["rotation"]``, ``t = offset_um`` and
+        ``c' = c``, so ``attrs["fixed_to_moving"]`` (4 x 4, tomogram -> FIB-SEM frame) is
+        what :func:`electromicro_dask.register.register` with ``scale=True`` should find.
+        The fine truth is computed only over the imaged region.
+
+    Examples
+    --------
+    >>> from electromicro_dask import synth
+    >>> fib = synth.correlative_fibsem((16, 16, 16), factor=4, edge_voxels=24, seed=0)
+    >>> fib["grey"].shape
+    (24, 24, 24)
+    """
+    from scipy import ndimage
+
+    try:
+        shape = tuple(int(s) for s in shape)
+    except TypeError:
+        raise InputError("shape", f"a tuple of 3 positive ints, got {shape!r}") from None
+    if int(edge_voxels) != edge_voxels or edge_voxels < 4:
+        raise InputError("edge_voxels", f"an integer of at least 4, got {edge_voxels!r}")
+    if not float(scale) > 0:
+        raise InputError("scale", f"a positive ratio, got {scale!r}")
+    if len(tuple(rotation_deg)) != 3 or len(tuple(offset_um)) != 3:
+        raise InputError("rotation_deg", "three angles (degrees) and three offsets (um)")
+    contrast = dict(FIBSEM_CONTRAST, **(contrast or {}))
+    n, s, h = int(edge_voxels), float(scale), voxel_size / factor
+    origin = (factor - 1) / 2 * h  # the coarse grid's first centre (see correlative)
+    c = np.array([origin + (k - 1) * voxel_size / 2 for k in shape])
+    R = rotation_zyx(*np.radians(np.asarray(rotation_deg, dtype=float)))
+    t = np.asarray(offset_um, dtype=float)
+    # stated coordinates: the cube's centre q0 = s c maps to c + t
+    q_origin = s * (c - h * (n - 1) / 2)
+    idx = np.arange(n)
+    q = q_origin + s * h * np.stack(np.meshgrid(idx, idx, idx, indexing="ij"), -1)
+    p = (q / s - c) @ R.T + c + t
+    extent = np.array(shape) * voxel_size
+    if p.min() < 0 or np.any(p.reshape(-1, 3).max(0) > extent):
+        raise InputError("edge_voxels", f"a FIB-SEM cube inside the {extent.tolist()} um "
+                         f"tomogram; {n} voxels of {h:g} um with offset "
+                         f"{[float(v) for v in t]} um reach outside it")
+    lo = np.floor((p.reshape(-1, 3).min(0)) / h).astype(int) - 1
+    hi = np.ceil((p.reshape(-1, 3).max(0)) / h).astype(int) + 2
+    fine = electrode(tuple(k * factor for k in shape), h, fractions=fractions,
+                     particle_radius_um=particle_radius_um, seed=seed,
+                     cbd_gradient=cbd_gradient)["phases"]
+    box = fine.isel(z=slice(lo[0], hi[0]), y=slice(lo[1], hi[1]), x=slice(lo[2], hi[2]))
+    first = np.array([float(box[d].values[0]) for d in ("z", "y", "x")])
+    lab = ndimage.map_coordinates(np.asarray(box.values), np.moveaxis((p - first) / h, -1, 0),
+                                  order=0, mode="nearest").astype(np.uint8)
+    codes = {name: code for code, name in PHASES.items()}
+    lut = np.zeros(max(PHASES) + 1, np.float32)
+    for name, v in contrast.items():
+        lut[codes[name]] = v
+    grey = lut[lab] + np.random.default_rng(seed).normal(0, noise, lab.shape).astype(np.float32)
+    coords = dict(voxel_size=s * h, origin=tuple(q_origin))
+    truth = as_volume(lab, **coords)
+    truth.attrs.update(phases=dict(PHASES), long_name="FIB-SEM truth")
+    ds = xr.Dataset({"grey": as_volume(grey.astype(np.float32), **coords), "truth": truth})
+    ds["grey"].attrs.update(long_name="FIB-SEM grey value (synthetic)", contrast=contrast)
+    # fixed (tomogram) -> moving (FIB frame): q = s R^T (p - c - t) + s c
+    M_inv = np.eye(4)
+    M_inv[:3, :3] = s * R.T
+    M_inv[:3, 3] = s * c - s * R.T @ (c + t)
+    ds.attrs = {"rotation": R.tolist(), "center_um": c.tolist(), "offset_um": t.tolist(),
+                "scale": s, "fixed_to_moving": M_inv.tolist(), "seed": seed,
+                "true_voxel_size_um": h}
     return ds

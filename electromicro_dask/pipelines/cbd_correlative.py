@@ -1,0 +1,501 @@
+"""Seed 002's correlative chain for two electrodes, from the recipe to the paper's tables.
+
+For each electrode (seed 002: a single-layer and a two-layer cathode):
+
+1. ``recipe``: the target volume fractions from the weight fractions and the electrode
+   density (section 2.1, :func:`segment.fractions_from_recipe`); every trinarization is
+   calibrated to them.
+2. ``sample``: the synchrotron tomogram (synthetic: :func:`synth.correlative`, generated
+   to the recipe's fractions, with its truth).
+3. ``fibsem``: a FIB-SEM volume of a small region, in its own frame (synthetic:
+   :func:`synth.correlative_fibsem`, the same electrode seen through a known rotation,
+   offset and scale).
+4. ``fib_phases``: Otsu for the AM, a 2D U-Net trained on a few annotated slices for pores
+   vs CBD, slice-wise filling of inclusions (section 3.3, :func:`segment.trinarize_fibsem`).
+5. ``compositions``: the FIB-SEM volume registered into the tomogram (similarity, mutual
+   information) and its phases averaged into every tomogram voxel it covers
+   (:func:`register.composition`).
+6. ``mlp_model``: the correlative network trained on those compositions inside the
+   fully covered box (section 3.3).
+7. The twelve trinarizations of :mod:`.cbd_trinarization` (Thresholding, k-means, nine
+   network conversions, EDX-Closing with the line fitted to an EDX fluorine map, section
+   3.4, Fig. 3).
+8. ``descriptors``: seed 002's Table 2 quantities per method, as mean and spread over
+   three non-overlapping full-thickness cut-outs; ``agreement`` (Fig. 4) and, with a
+   truth, ``accuracy``.
+
+The report puts the electrodes side by side: recipe fractions beside every method's
+realised fractions, Table 2 per electrode, the agreement matrices with the first electrode
+below and the second above the diagonal (Fig. 4), one slice per method (Fig. 2), the
+registration against the known transform and the EDX profiles.
+
+Every variable carries its electrode's name as a prefix. The store holds one (z, y, x)
+grid (DESIGN.md), so the electrodes' tomograms share it; the FIB-SEM volumes and EDX
+maps, on grids of their own, are inputs of the stages that reduce them to the tomogram
+grid (compositions) or to a table (the EDX line), and are not stored.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+
+from .. import measure, register, segment
+from ..core.errors import ConvergenceError, InputError
+from ..core.store import open_store, open_table
+from ..filters import gaussian
+from ..synth.correlative import correlative, correlative_fibsem
+from . import cbd_trinarization as trin
+from .stage import Stage
+
+# Seed 002 Table 1: suspension A (single layer, 51 mg/cm^2) and, for the two-layer
+# electrode, suspension D (53 mg/cm^2); both calendered to 3.1 g/cm^3.
+_SUSP_A = {"nmc622": 93.5, "carbon_black": 2.0, "graphite": 1.0, "pvdf": 3.5}
+_SUSP_D = {"nmc622": 93.0, "carbon_black": 2.0, "graphite": 1.0, "pvdf": 4.0}
+
+PARAMETERS = {
+    # electrode name -> its settings (any key below may be overridden per electrode)
+    "electrodes": {
+        "single_layer": {"solid_wt": _SUSP_A, "loading_mg_cm2": 51.0, "seed": 0,
+                         "cbd_gradient": 0.0},
+        "two_layer": {"solid_wt": _SUSP_D, "loading_mg_cm2": 53.0, "seed": 1,
+                      "cbd_gradient": 0.6},
+    },
+    "electrode_density_g_cm3": 3.1,   # seed 002 section 2.1
+    "cbd_inner_porosity": 0.5,        # seed 002 section 3: half of the CBD domain is pore
+    "densities": None,                # component -> g/cm^3 (default DENSITIES_G_CM3)
+    "shape": [32, 32, 96],            # coarse voxels (z = thickness, y, x)
+    "factor": 4,                      # fine (FIB-SEM truth) voxels per coarse voxel
+    "voxel_size_um": 0.5,
+    "particle_radius_um": [2.0, 0.5],
+    "blur_um": 0.4,
+    "noise": 0.03,
+    "fib_edge_voxels": 64,            # FIB-SEM cube edge (fine voxels)
+    "fib_rotation_deg": [3.0, -2.0, 1.0],
+    "fib_offset_um": [0.4, -0.3, 0.2],
+    "fib_scale": 1.02,                # stated / true FIB-SEM voxel size
+    "annotated_slices": 3,            # FIB-SEM slices a person labels for the U-Net
+    "unet_steps": 300,
+    "register_iterations": 1000,
+    "register_margin_um": 1.0,        # tomogram region: FIB-SEM extent plus this margin
+    "register_smooth_um": 0.4,        # Gaussian sigma on the FIB-SEM grey before registering
+    "composition_samples": 4,         # sub-samples per tomogram voxel and axis
+    "edx_noise": 0.05,                # synthetic EDX map noise (fraction units)
+    "mlp_size_voxels": 5,
+    "mlp_max_epochs": 100,
+    "mlp_patience": 10,
+    "mlp_max_samples": 20000,
+    "kmeans_sample_voxels": 30000,
+    "max_radius_voxels": 6.0,
+    "n_cutouts": 3,
+    "chunk": 0,
+}
+
+_ORDER = trin._ORDER
+_ELECTRODE_KEYS = ("solid_wt", "loading_mg_cm2", "seed", "cbd_gradient", "active")
+
+
+def validate(params):
+    el = params["electrodes"]
+    if not isinstance(el, dict) or not 1 <= len(el) <= 2:
+        raise InputError("parameters.electrodes", f"one or two electrodes by name, got {el!r}")
+    for name, cfg in el.items():
+        if not str(name).isidentifier():
+            raise InputError("parameters.electrodes", f"names usable as variable prefixes, "
+                             f"got {name!r}")
+        unknown = set(cfg or {}) - set(_ELECTRODE_KEYS)
+        if unknown:
+            raise InputError(f"parameters.electrodes.{name}", f"keys among {_ELECTRODE_KEYS}, "
+                             f"got {sorted(unknown)}")
+        if "solid_wt" not in (cfg or {}) or "loading_mg_cm2" not in cfg:
+            raise InputError(f"parameters.electrodes.{name}", "solid_wt and loading_mg_cm2")
+    if len(params["shape"]) != 3 or min(params["shape"]) < 8:
+        raise InputError("parameters.shape", f"three sizes of at least 8, got {params['shape']}")
+    if params["n_cutouts"] < 1:
+        raise InputError("parameters.n_cutouts", f"at least 1, got {params['n_cutouts']}")
+
+
+def _vars(ds, frame):
+    return ds.rename({v: f"{frame}_{v}" for v in ds.data_vars})
+
+
+# ------------------------------------------------------------------ stages
+
+def recipe_fractions(solid_wt, loading_mg_cm2, electrode_density_g_cm3, cbd_inner_porosity,
+                     densities=None, active=("nmc622",)):
+    """Target fractions from the recipe (seed 002 section 2.1)."""
+    f = segment.fractions_from_recipe(solid_wt, active=tuple(active), densities=densities,
+                                      electrode_density_g_cm3=electrode_density_g_cm3,
+                                      cbd_inner_porosity=cbd_inner_porosity)
+    return f
+
+
+def make_sample(recipe, frame, shape, factor, voxel_size_um, particle_radius_um,
+                cbd_gradient, blur_um, noise, seed, chunk):
+    """Synthetic tomogram of an electrode made to its recipe's fractions, with its truth."""
+    ds = correlative(tuple(shape), factor=factor, voxel_size=voxel_size_um,
+                     fractions={p: recipe[p] for p in _ORDER},
+                     particle_radius_um=tuple(particle_radius_um), cbd_gradient=cbd_gradient,
+                     blur_um=blur_um, noise=noise, seed=seed,
+                     chunks=(int(chunk),) * 3 if chunk else "auto")
+    out = ds[["grey", "truth"]].copy()
+    for p in _ORDER:
+        out[f"composition_{p}"] = ds["composition"].sel(phase=p, drop=True).assign_attrs(
+            units="um", long_name=f"true {p} fraction per voxel")
+    return _vars(out, frame)
+
+
+def _fib_phases(grey, truth, annotated_slices, steps, seed):
+    """FIB-SEM trinarization: Otsu AM, U-Net pores vs CBD trained on ``annotated_slices``
+    labelled slices (here taken from the truth, as a person would draw them)."""
+    n = grey.sizes["z"]
+    zs = np.linspace(0, n - 1, int(annotated_slices) + 2)[1:-1].round().astype(int)
+    ann = {int(z): np.asarray(truth.isel(z=int(z)).values) for z in zs}
+    model = segment.train_unet(grey, ann, steps=int(steps), seed=int(seed))
+    seg = segment.trinarize_fibsem(grey, model)
+    info = {"annotated_slices": [int(z) for z in zs],
+            "unet_final_loss": float((model.history.get("loss") or [np.nan])[-1])}
+    return seg, info
+
+
+def compositions(like, recipe, frame, shape, factor, voxel_size_um, particle_radius_um,
+                 cbd_gradient, seed, edge_voxels, rotation_deg, offset_um, scale, noise,
+                 annotated_slices, unet_steps, iterations, samples, margin_um, smooth_um):
+    """The FIB-SEM side of the chain, reduced to the tomogram's grid.
+
+    A FIB-SEM volume of the same electrode in its own frame (synthetic:
+    :func:`synth.correlative_fibsem`, known transform) is trinarized (:func:`_fib_phases`),
+    registered into the tomogram (similarity: its voxel size is known to a few percent)
+    and its phases are averaged into the tomogram voxels it covers.
+    """
+    fib = correlative_fibsem(tuple(shape), factor=factor, voxel_size=voxel_size_um,
+                             fractions={p: recipe[p] for p in _ORDER},
+                             particle_radius_um=tuple(particle_radius_um),
+                             cbd_gradient=cbd_gradient, seed=seed, edge_voxels=edge_voxels,
+                             rotation_deg=tuple(rotation_deg), offset_um=tuple(offset_um),
+                             scale=scale, noise=noise).compute()
+    seg, info = _fib_phases(fib["grey"], fib["truth"], annotated_slices, unet_steps, seed)
+    seg = seg.compute()
+    truth = fib["truth"].values
+    info["fib_jaccard"] = {p: float(((seg.values == k) & (truth == k)).sum()
+                                    / max(1, ((seg.values == k) | (truth == k)).sum()))
+                           for k, p in enumerate(_ORDER)}
+    # register against the tomogram region around the FIB-SEM volume's stated position
+    # (seed 002 finds that region with the SEM surface scan, register.locate): the whole
+    # tomogram would leave the FIB-SEM volume too small a share of it to judge the fit
+    box = {d: slice(float(fib[d].min()) - margin_um, float(fib[d].max()) + margin_um)
+           for d in ("z", "y", "x")}
+    # the FIB-SEM grey values blurred to about the tomogram's resolution: MI between a sharp
+    # and a blurred image of one structure peaks less precisely (halves the position
+    # error on the synthetic pair)
+    moving = gaussian(fib["grey"], sigma_um=smooth_um).compute() if smooth_um else fib["grey"]
+    reg = register.register(like.sel(box), moving, scale=True,
+                            max_iterations=int(iterations),
+                            sampling=1.0, bins=32, seed=int(seed))
+    if not reg.converged:
+        raise ConvergenceError(f"registration of {frame}'s FIB-SEM volume into its tomogram "
+                               f"did not converge: {reg.reason}")
+    comp = register.composition(seg, reg, like=like, samples=int(samples))
+    info.update(matrix=reg.matrix.tolist(), scale=reg.scale, angle_deg=reg.angle_deg,
+                shared_information=reg.shared_information, overlap=reg.overlap,
+                iterations=reg.iterations, true_transform=dict(fib.attrs))
+    out = xr.Dataset({f"reg_{p}": comp["composition"].sel(phase=p, drop=True)
+                      .assign_attrs(units="um", long_name=f"registered FIB-SEM {p} fraction")
+                      for p in _ORDER})
+    out["coverage"] = comp["coverage"].assign_attrs(units="um")
+    for v in out.data_vars:  # the store keeps variable attrs, not the Dataset's
+        out[v].attrs["correlative"] = info
+    return _vars(out, frame)
+
+
+def _covered_box(coverage):
+    """The largest centred box (slices) of fully covered voxels."""
+    full = np.asarray(coverage) >= 1.0
+    if not full.any():
+        raise ConvergenceError("the registered FIB-SEM volume covers no tomogram voxel fully")
+    lo = [int(np.flatnonzero(full.any(axis=tuple(j for j in range(3) if j != i))).min())
+          for i in range(3)]
+    hi = [int(np.flatnonzero(full.any(axis=tuple(j for j in range(3) if j != i))).max()) + 1
+          for i in range(3)]
+    while not full[tuple(slice(a, b) for a, b in zip(lo, hi))].all():
+        lo = [a + 1 for a in lo]
+        hi = [b - 1 for b in hi]
+        if any(b - a < 1 for a, b in zip(lo, hi)):
+            raise ConvergenceError("no box of fully covered voxels in the registered region")
+    return dict(zip(("z", "y", "x"), (slice(a, b) for a, b in zip(lo, hi))))
+
+
+def train_model(grey, reg_pore, reg_cbd, reg_am, coverage, size_voxels, max_epochs,
+                patience, max_samples, seed):
+    """The correlative network trained on the registered compositions (section 3.3)."""
+    box = _covered_box(coverage.values)
+    comp = xr.concat([c.isel(box) for c in (reg_pore, reg_cbd, reg_am)],
+                     dim="phase").assign_coords(phase=list(_ORDER))
+    model = segment.train_mlp(grey.isel(box), comp, size_voxels=size_voxels,
+                              max_epochs=max_epochs, patience=patience,
+                              max_samples=max_samples or None, seed=seed)
+    d = model.to_dict()
+    d["training_box"] = {k: [s.start, s.stop] for k, s in box.items()}
+    return d
+
+
+def predict(grey, model, frame, size_voxels):
+    """Network output per voxel, one variable per phase, named for the electrode."""
+    return _vars(trin.predict(grey, model, size_voxels), frame)
+
+
+def _synthetic_edx_map(composition_cbd, noise, seed):
+    """EDX fluorine map (z, x) of the sample: the CBD fraction averaged through y (an EDX
+    map integrates over its interaction volume and seed 002 averages a wide section; one
+    tomogram slice of a small synthetic sample would be dominated by single particles)
+    plus noise, with the tomogram's coordinates in um."""
+    m = composition_cbd.mean("y").compute()
+    rng = np.random.default_rng(int(seed) + 7)
+    return m + rng.normal(0.0, noise, m.shape).astype(np.float32)
+
+
+def edx_line(composition_cbd, noise, seed):
+    """Seed 002 Fig. 3: the EDX signal through the thickness and its straight line."""
+    prof = segment.edx_profile(_synthetic_edx_map(composition_cbd, noise, seed), axis="z")
+    # the line of the true CBD profile, which the map's line should recover
+    true = composition_cbd.mean(("y", "x")).compute()
+    slope, intercept = np.polyfit(true["z"].values, true.values, 1)
+    return {"true_relative_gradient_per_um": float(slope / true.values.mean()),"slope_per_um": prof.slope_per_um, "intercept": prof.intercept,
+            "relative_gradient_per_um": prof.relative_gradient_per_um,
+            "z_um": prof.profile.index.tolist(), "signal": prof.profile.tolist()}
+
+
+def closing(kmeans, edx, targets, max_radius_voxels):
+    """EDX-Closing of the k-means AM with the fitted EDX line as CBD profile (section 3.4)."""
+    prof = edx["intercept"] + edx["slope_per_um"] * kmeans["z"].values
+    return segment.edx_closing(kmeans, {p: targets[p] for p in _ORDER}, cbd_profile=prof,
+                               max_radius_voxels=max_radius_voxels)
+
+
+def _table2_row(seg):
+    row = {f"fraction_{p}": float(v) for p, v in measure.volume_fractions(seg).items()}
+    row.update({f"S_{p} (1/um)": float(v)
+                for p, v in measure.surface_area(seg, s_int=True).items()})
+    return row
+
+
+def descriptors(*segs, names, n_cutouts):
+    """Seed 002 Table 2 per method: mean and spread (sample std) over ``n_cutouts``
+    non-overlapping full-thickness cut-outs."""
+    import pandas as pd
+
+    rows = []
+    for name, s in zip(names, segs):
+        df = measure.over_cutouts(_table2_row, measure.cutouts(s, n=n_cutouts))
+        for q, r in df.iterrows():
+            rows.append({"method": trin.METHODS[name], "quantity": q, "mean": r["mean"],
+                         "std": r["std"]})
+    return pd.DataFrame(rows)
+
+
+def _electrode(p, name):
+    e = dict(p["electrodes"][name] or {})
+    e.setdefault("active", ["nmc622"])
+    return e
+
+
+def stages(p):
+    names = list(trin.METHODS)
+    out = []
+    for e in p["electrodes"]:
+        cfg = _electrode(p, e)
+        pre = f"{e}_"
+        geo = dict(frame=e, shape=list(p["shape"]), factor=p["factor"],
+                   voxel_size_um=p["voxel_size_um"],
+                   particle_radius_um=list(p["particle_radius_um"]),
+                   cbd_gradient=cfg.get("cbd_gradient", 0.0), seed=cfg.get("seed", 0))
+        comp = tuple(f"{pre}composition_{q}" for q in _ORDER)
+        reg = tuple(f"{pre}reg_{q}" for q in _ORDER)
+        probs = tuple(f"{pre}nn_prob_{q}" for q in _ORDER)
+        out += [
+            Stage(f"{pre}recipe", recipe_fractions, params=dict(
+                solid_wt=cfg["solid_wt"], loading_mg_cm2=cfg["loading_mg_cm2"],
+                electrode_density_g_cm3=p["electrode_density_g_cm3"],
+                cbd_inner_porosity=p["cbd_inner_porosity"], densities=p["densities"],
+                active=list(cfg["active"]))),
+            Stage(f"{pre}sample", make_sample, inputs=(f"{pre}recipe",),
+                  params=dict(geo, blur_um=p["blur_um"], noise=p["noise"], chunk=p["chunk"]),
+                  outputs=(f"{pre}grey", f"{pre}truth") + comp),
+            Stage(f"{pre}compositions", compositions, inputs=(f"{pre}grey", f"{pre}recipe"),
+                  params=dict(geo, edge_voxels=p["fib_edge_voxels"],
+                              rotation_deg=list(p["fib_rotation_deg"]),
+                              offset_um=list(p["fib_offset_um"]), scale=p["fib_scale"],
+                              noise=p["noise"], annotated_slices=p["annotated_slices"],
+                              unet_steps=p["unet_steps"], iterations=p["register_iterations"],
+                              samples=p["composition_samples"],
+                              margin_um=p["register_margin_um"],
+                              smooth_um=p["register_smooth_um"]),
+                  outputs=reg + (f"{pre}coverage",)),
+            Stage(f"{pre}mlp_model", train_model,
+                  inputs=(f"{pre}grey",) + reg + (f"{pre}coverage",),
+                  params=dict(size_voxels=p["mlp_size_voxels"],
+                              max_epochs=p["mlp_max_epochs"], patience=p["mlp_patience"],
+                              max_samples=p["mlp_max_samples"], seed=geo["seed"])),
+            Stage(f"{pre}thresholding", trin.run_threshold,
+                  inputs=(f"{pre}grey", f"{pre}recipe")),
+            Stage(f"{pre}kmeans", trin.run_kmeans, inputs=(f"{pre}grey", f"{pre}recipe"),
+                  params=dict(sample_voxels=p["kmeans_sample_voxels"], seed=geo["seed"])),
+            Stage(f"{pre}nn_probabilities", predict, inputs=(f"{pre}grey", f"{pre}mlp_model"),
+                  params=dict(frame=e, size_voxels=p["mlp_size_voxels"]), outputs=probs),
+        ]
+        for var, method in trin.METHODS.items():
+            if method.startswith("NN-"):
+                out.append(Stage(f"{pre}{var}", trin.run_conversion,
+                                 inputs=probs + (f"{pre}recipe",), params=dict(method=method)))
+        segs = tuple(f"{pre}{n}" for n in names)
+        out += [
+            Stage(f"{pre}edx_line", edx_line, inputs=(f"{pre}composition_cbd",),
+                  params=dict(noise=p["edx_noise"], seed=geo["seed"])),
+            Stage(f"{pre}edx_closing", closing,
+                  inputs=(f"{pre}kmeans", f"{pre}edx_line", f"{pre}recipe"),
+                  params=dict(max_radius_voxels=p["max_radius_voxels"])),
+            Stage(f"{pre}agreement", trin.agreement, inputs=segs, params=dict(names=names)),
+            Stage(f"{pre}descriptors", descriptors, inputs=segs,
+                  params=dict(names=names, n_cutouts=p["n_cutouts"])),
+            Stage(f"{pre}accuracy", trin.accuracy, inputs=(f"{pre}truth",) + segs,
+                  params=dict(names=names)),
+        ]
+    return out
+
+
+# ------------------------------------------------------------------ report
+
+def _registration_check(ds, e, params):
+    """Found vs true transform at the FIB-SEM cube's corners, in coarse voxels."""
+    info = ds[f"{e}_reg_am"].attrs["correlative"]
+    true = info["true_transform"]
+    M, T = np.asarray(info["matrix"]), np.asarray(true["fixed_to_moving"])
+    c = np.asarray(true["center_um"])
+    half = params["fib_edge_voxels"] * true["true_voxel_size_um"] / 2
+    corners = c + half * np.array([[a, b, g] for a in (-1, 1) for b in (-1, 1) for g in (-1, 1)])
+    err = np.abs(corners @ M[:3, :3].T + M[:3, 3] - (corners @ T[:3, :3].T + T[:3, 3]))
+    R_found = M[:3, :3] / info["scale"]
+    R_true = np.asarray(true["rotation"]).T   # fixed -> moving rotates by R^T
+    cos = (np.trace(R_found.T @ R_true) - 1) / 2
+    return {"scale_found": info["scale"], "scale_true": true["scale"],
+            "rotation_error_deg": float(np.degrees(np.arccos(np.clip(cos, -1, 1)))),
+            "max_position_error_coarse_voxels":
+                float(err.max() / true["scale"] / params["voxel_size_um"]),
+            "shared_information": info["shared_information"]}
+
+
+def _composition_error(ds, e):
+    from ..core.progress import compute
+
+    cov = ds[f"{e}_coverage"]
+    full = (cov >= 1.0).data
+    errs = compute(*(abs(ds[f"{e}_reg_{p}"] - ds[f"{e}_composition_{p}"]).data[full].mean()
+                     for p in _ORDER), label="composition error")
+    return float(np.mean(errs))
+
+
+def _two_electrode_matrix(ag_lower, ag_upper, column):
+    m_lo, m_up = trin._matrix(ag_lower, column), trin._matrix(ag_upper, column)
+    m_up = m_up.loc[m_lo.index, m_lo.columns]
+    n = len(m_lo)
+    out = m_lo.copy()
+    iu = np.triu_indices(n, 1)
+    vals = out.values.copy()
+    vals[iu] = m_up.values[iu]
+    np.fill_diagonal(vals, np.nan)
+    out.loc[:, :] = vals
+    return out
+
+
+def summarize(store, params):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    ds = open_store(store)
+    electrodes = list(params["electrodes"])
+    summary, tables, figures = {"electrodes": {}}, {}, {}
+    slices = {}
+    for e in electrodes:
+        recipe = open_table(store, f"{e}_recipe")
+        desc = open_table(store, f"{e}_descriptors")
+        acc = open_table(store, f"{e}_accuracy")
+        edx = open_table(store, f"{e}_edx_line")
+        truth = measure.volume_fractions(ds[f"{e}_truth"])
+        fr = {"recipe": {p: recipe[p] for p in _ORDER},
+              "truth (realised)": {p: float(truth[p]) for p in _ORDER}}
+        mean = desc.pivot(index="method", columns="quantity", values="mean")
+        std = desc.pivot(index="method", columns="quantity", values="std")
+        for m in mean.index:
+            fr[m] = {p: float(mean.loc[m, f"fraction_{p}"]) for p in _ORDER}
+        frac = pd.DataFrame.from_dict(fr, orient="index")
+        tables[f"{e}: volume fractions, recipe vs realised (mean over cut-outs)"] = frac.round(4)
+        t2 = mean.round(4).astype(str) + " ± " + std.round(4).astype(str)
+        tables[f"{e}: Table 2 (mean ± std over {params['n_cutouts']} cut-outs)"] = t2
+        tables[f"{e}: accuracy against truth (ranked)"] = acc
+        reg = _registration_check(ds, e, params)
+        reg["composition_mae"] = _composition_error(ds, e)
+        thick = float(ds["z"].values[-1] - ds["z"].values[0])
+        summary["electrodes"][e] = {
+            "recipe_fractions": fr["recipe"],
+            "thickness_um_from_loading": 10.0 * params["electrodes"][e]["loading_mg_cm2"]
+            / params["electrode_density_g_cm3"],
+            "max_fraction_error_vs_recipe": float((frac.drop(index=["recipe", "truth (realised)"])
+                                                   - frac.loc["recipe"]).abs().max().max()),
+            "registration": reg,
+            "edx": {"relative_gradient_per_um": edx["relative_gradient_per_um"],
+                    "true_relative_gradient_per_um": edx["true_relative_gradient_per_um"],
+                    "relative_gradient_over_thickness": edx["relative_gradient_per_um"] * thick},
+            "accuracy_ranking": list(acc.index),
+        }
+        slices[e] = ds
+    # Fig. 4: one matrix per quantity, first electrode below, second above the diagonal
+    ags = [open_table(store, f"{e}_agreement") for e in electrodes]
+    lower, upper = ags[0], ags[-1]
+    cols = ["fraction_equal"] + [f"jaccard_{q}" for q in ("am", "cbd", "pore")]
+    fig, axes = plt.subplots(2, 2, figsize=(13, 12))
+    for ax, c in zip(axes.ravel(), cols):
+        m = _two_electrode_matrix(lower, upper, c)
+        im = ax.imshow(m.values.astype(float), vmin=0, vmax=1, cmap="viridis")
+        ax.set_xticks(range(len(m)), m.columns, rotation=90, fontsize=7)
+        ax.set_yticks(range(len(m)), m.index, fontsize=7)
+        ax.set_title(f"{c.replace('_', ' ')}: {electrodes[0]} below, {electrodes[-1]} above")
+        fig.colorbar(im, ax=ax, fraction=0.046)
+        if c == "fraction_equal":
+            tables["fraction of equal voxels (Fig. 4; lower: "
+                   f"{electrodes[0]}, upper: {electrodes[-1]})"] = m.astype(float).round(3)
+    fig.tight_layout()
+    figures["agreement_matrices"] = fig
+    # Fig. 2: one slice per method, electrodes in rows
+    show = ["grey", "truth"] + list(trin.METHODS)
+    fig2, axes2 = plt.subplots(len(electrodes), len(show),
+                               figsize=(1.6 * len(show), 1.9 * len(electrodes)), squeeze=False)
+    for row, e in zip(axes2, electrodes):
+        for ax, n in zip(row, show):
+            v = ds[f"{e}_{n}"]
+            img = v.isel(y=v.sizes["y"] // 2).values
+            kw = dict(cmap="gray") if n == "grey" else dict(cmap="viridis", vmin=0, vmax=2)
+            ax.imshow(img, aspect="auto", **kw)
+            ax.set_title(trin.METHODS.get(n, n), fontsize=6)
+            ax.set_axis_off()
+        row[0].text(-0.1, 0.5, e, transform=row[0].transAxes, rotation=90, ha="right",
+                    va="center", fontsize=8)
+    fig2.tight_layout()
+    figures["slices"] = fig2
+    # Fig. 3: EDX profiles and their lines
+    fig3, ax3 = plt.subplots(figsize=(6, 4))
+    for e in electrodes:
+        edx = open_table(store, f"{e}_edx_line")
+        z = np.asarray(edx["z_um"])
+        ax3.plot(z, edx["signal"], ".", label=f"{e} EDX signal")
+        ax3.plot(z, edx["intercept"] + edx["slope_per_um"] * z, "-", label=f"{e} line")
+    ax3.set_xlabel("z (um, through the thickness)")
+    ax3.set_ylabel("CBD signal")
+    ax3.legend(fontsize=7)
+    fig3.tight_layout()
+    figures["edx_profiles"] = fig3
+    tables["registration of the FIB-SEM volume (against the known transform)"] = \
+        pd.DataFrame({e: summary["electrodes"][e]["registration"] for e in electrodes}).T
+    return summary, figures, tables

@@ -1,0 +1,101 @@
+"""The cbd_correlative pipeline (issue 14) end to end through the runner: two synthetic
+electrodes made to their recipes, a FIB-SEM volume per electrode in its own frame (known
+rotation, offset and 2 % scale error) registered into the tomogram, compositions, the
+network, twelve trinarizations, Table 2 over three cut-outs and the two-electrode report."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from electromicro_dask import measure, segment
+from electromicro_dask.core.store import open_store, open_table
+from electromicro_dask.errors import InputError
+from electromicro_dask.runner import run
+
+pytest.importorskip("torch")
+pytest.importorskip("SimpleITK")
+
+ROOT = Path(__file__).resolve().parents[2]
+SMALL = dict(shape=[20, 20, 60], fib_edge_voxels=64, unet_steps=40, mlp_max_epochs=20,
+             mlp_max_samples=4000, kmeans_sample_voxels=5000)
+
+
+def _recipe(**over):
+    rec = yaml.safe_load((ROOT / "workflows" / "cbd_correlative.yaml").read_text())
+    rec["parameters"].update(over)
+    return rec
+
+
+def test_two_electrodes_from_recipe_to_report(tmp_path):
+    rec = _recipe(**SMALL)
+    store = tmp_path / "c.zarr"
+    res = run(rec, store=store, out=tmp_path / "rep", quiet=True)
+    ds = open_store(store)
+    summ = res.summary["electrodes"]
+    for e, cfg in rec["parameters"]["electrodes"].items():
+        # the recipe's fractions (seed 002 section 2.1) are every method's target
+        want = segment.fractions_from_recipe(cfg["solid_wt"], electrode_density_g_cm3=3.1,
+                                             cbd_inner_porosity=0.5)
+        got = open_table(store, f"{e}_recipe")
+        assert got == pytest.approx(want) and sum(got.values()) == pytest.approx(1.0)
+        assert summ[e]["thickness_um_from_loading"] == pytest.approx(10 * cfg["loading_mg_cm2"] / 3.1)
+        # every trinarization realises them over the whole sample
+        for var in ("thresholding", "kmeans", "nn_am_cond", "nn_p_cbd_am", "edx_closing"):
+            f = measure.volume_fractions(ds[f"{e}_{var}"])
+            assert max(abs(f[p] - want[p]) for p in want) < 0.005, (e, var, f)
+        # registration against the known transform: within one coarse voxel, scale 2 %
+        reg = summ[e]["registration"]
+        assert reg["max_position_error_coarse_voxels"] < 1.0, reg
+        assert reg["scale_found"] == pytest.approx(1.02, rel=0.02)
+        assert reg["rotation_error_deg"] < 1.0, reg
+        info = ds[f"{e}_reg_am"].attrs["correlative"]
+        assert min(info["fib_jaccard"].values()) > 0.9   # the FIB-SEM U-Net trinarization
+        # compositions from the registered pair against the truth where fully covered
+        assert summ[e]["registration"]["composition_mae"] <= 0.02, reg
+        cov = ds[f"{e}_coverage"].values
+        assert (cov == 1).sum() > 500 and (cov == 0).sum() > 0   # the FIB-SEM sees a part
+        np.testing.assert_allclose(sum(ds[f"{e}_reg_{p}"].values for p in ("pore", "cbd", "am"))
+                                   [cov == 1], 1.0, atol=1e-5)
+        # the EDX line recovers the true CBD profile's gradient
+        edx = summ[e]["edx"]
+        assert edx["relative_gradient_per_um"] == pytest.approx(
+            edx["true_relative_gradient_per_um"], abs=0.02)
+        # Table 2: mean and spread over three cut-outs, per method
+        t2 = open_table(store, f"{e}_descriptors")
+        assert set(t2["method"]) == set(res.summary and summ[e]["accuracy_ranking"])
+        assert (t2["std"] >= 0).all() and t2["std"].notna().all()
+        assert len(summ[e]["accuracy_ranking"]) == 12
+    # the two-layer electrode's CBD gradient is larger than the single layer's
+    assert (summ["two_layer"]["edx"]["true_relative_gradient_per_um"]
+            > summ["single_layer"]["edx"]["true_relative_gradient_per_um"])
+    # Fig. 4: the single-layer electrode below the diagonal, the two-layer one above
+    from electromicro_dask.pipelines.cbd_correlative import _two_electrode_matrix
+
+    lo, up = (open_table(store, f"{e}_agreement") for e in ("single_layer", "two_layer"))
+    m = _two_electrode_matrix(lo, up, "jaccard_cbd")
+    for table, (i, j) in ((lo, (5, 2)), (up, (2, 5))):
+        a, b = m.index[max(i, j)], m.columns[min(i, j)]
+        row = table[((table["a"] == a) & (table["b"] == b)) | ((table["a"] == b) & (table["b"] == a))]
+        assert m.iloc[i, j] == pytest.approx(float(row["jaccard_cbd"].iloc[0]))
+    assert np.isnan(np.diag(m.values.astype(float))).all()
+    rep = (tmp_path / "rep" / "report.html").read_text()
+    for key in ("Table 2", "recipe vs realised", "lower: single_layer", "upper: two_layer"):
+        assert key in rep, key
+    for fig in ("agreement_matrices", "slices", "edx_profiles"):
+        assert (tmp_path / "rep" / f"{fig}.png").stat().st_size > 10_000
+
+
+def test_bad_recipes_are_rejected_before_anything_runs(tmp_path):
+    bad_wt = {"nmc622": 93.5, "pvdf": 3.5}
+    rec = _recipe(**SMALL)
+    rec["parameters"]["electrodes"]["single_layer"]["solid_wt"] = bad_wt
+    with pytest.raises(InputError, match="solid_wt"):
+        run(rec, store=tmp_path / "a.zarr", quiet=True)
+    rec = _recipe(electrodes={"a-b": {"solid_wt": bad_wt, "loading_mg_cm2": 50.0}})
+    with pytest.raises(InputError, match="electrodes"):
+        run(rec, store=tmp_path / "b.zarr", quiet=True)
+    rec = _recipe(fib_edge_voxels=200)   # a FIB-SEM cube larger than the tomogram
+    with pytest.raises(InputError, match="edge_voxels"):
+        run(rec, store=tmp_path / "c.zarr", quiet=True)
