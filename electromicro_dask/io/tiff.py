@@ -220,6 +220,14 @@ def read_tiff(path, voxel_size=None, dims=None, chunks="auto"):
         _check_extent(tif, series, p, "path")
         file_voxel = _tiff_voxel(tif)
         page = tif.pages.first if hasattr(tif.pages, "first") else tif.pages[0]
+        own = _own_metadata(page, len(shape))
+        origin = None
+        if own is not None:
+            # a file this package wrote (io.export.to_tiff): its dims, voxel size and origin
+            file_voxel = dict(zip(own["dims"], own["voxel_size_um"]))
+            dims = tuple(own["dims"]) if dims is None else dims
+            if voxel_size is None and tuple(dims) == tuple(own["dims"]):
+                origin = tuple(own["origin_um"])
         rows = int(getattr(page, "rowsperstrip", 0) or 0) or None
         if page.is_tiled:
             previous = tuple([1] * (len(shape) - 2) + [page.tilelength, page.tilewidth])
@@ -227,9 +235,30 @@ def read_tiff(path, voxel_size=None, dims=None, chunks="auto"):
             previous = tuple([1] * (len(shape) - 2) + [min(rows or shape[-2], shape[-2]),
                                                        shape[-1]])
     reader = _TiffStack(p, shape, dtype)
+    attrs = {"source": str(p.resolve())}
+    if own is not None and own.get("phases"):
+        attrs["phases"] = {int(k): v for k, v in own["phases"].items()}
     return to_dataarray(reader, f"read-tiff-{file_token(p)}", dims, chunks, voxel_size,
-                        file_voxel=file_voxel, previous=previous,
-                        attrs={"source": str(p.resolve())})
+                        file_voxel=file_voxel, origin=origin, previous=previous, attrs=attrs)
+
+
+_OWN_PREFIX = "electromicro_dask:"
+
+
+def _own_metadata(page, ndim):
+    """The JSON metadata :func:`electromicro_dask.io.export.to_tiff` writes into the first
+    page's description, when it is there and fits the series."""
+    import json
+
+    desc = getattr(page, "description", "") or ""
+    if not desc.startswith(_OWN_PREFIX):
+        return None
+    try:
+        meta = json.loads(desc[len(_OWN_PREFIX):])
+        ok = (len(meta["dims"]) == ndim == len(meta["voxel_size_um"]) == len(meta["origin_um"]))
+    except (ValueError, KeyError, TypeError):
+        return None
+    return meta if ok else None
 
 
 def _list_slices(folder_or_glob):

@@ -92,7 +92,11 @@ PARAMETERS = {
 }
 
 _ORDER = trin._ORDER
-_ELECTRODE_KEYS = ("solid_wt", "loading_mg_cm2", "seed", "cbd_gradient", "active")
+_ELECTRODE_KEYS = ("solid_wt", "loading_mg_cm2", "seed", "cbd_gradient", "active",
+                   # measured data instead of the synthetic stand-ins
+                   "tomogram", "tomogram_voxel_um", "fibsem", "fibsem_voxel_um",
+                   "fibsem_center_um", "annotations", "label_names", "edx_map",
+                   "edx_pixel_um", "edx_dims")
 
 
 def validate(params):
@@ -109,6 +113,11 @@ def validate(params):
                              f"got {sorted(unknown)}")
         if "solid_wt" not in (cfg or {}) or "loading_mg_cm2" not in cfg:
             raise InputError(f"parameters.electrodes.{name}", "solid_wt and loading_mg_cm2")
+        measured = [k for k in ("tomogram", "fibsem", "annotations", "edx_map") if cfg.get(k)]
+        if measured and len(measured) < 4:
+            missing = sorted({"tomogram", "fibsem", "annotations", "edx_map"} - set(measured))
+            raise InputError(f"parameters.electrodes.{name}", "for measured data all of "
+                             f"tomogram, fibsem, annotations and edx_map; missing {missing}")
     if len(params["shape"]) != 3 or min(params["shape"]) < 8:
         raise InputError("parameters.shape", f"three sizes of at least 8, got {params['shape']}")
     if params["n_cutouts"] < 1:
@@ -130,6 +139,17 @@ def recipe_fractions(solid_wt, loading_mg_cm2, electrode_density_g_cm3, cbd_inne
     return f
 
 
+def read_tomogram(path, voxel_um, frame, chunk):
+    """The electrode's synchrotron tomogram from a file (z through the thickness)."""
+    from ..io import read
+
+    grey = read(path, voxel_size=voxel_um, chunks=(int(chunk),) * 3 if chunk else "auto")
+    if grey.dims != ("z", "y", "x"):
+        raise InputError(f"parameters.electrodes.{frame}.tomogram",
+                         f"a 3D volume (z, y, x), got dims {grey.dims}")
+    return xr.Dataset({f"{frame}_grey": grey.astype(np.float32).assign_attrs(units="um")})
+
+
 def make_sample(recipe, frame, shape, factor, voxel_size_um, particle_radius_um,
                 cbd_gradient, blur_um, noise, seed, chunk):
     """Synthetic tomogram of an electrode made to its recipe's fractions, with its truth."""
@@ -145,60 +165,87 @@ def make_sample(recipe, frame, shape, factor, voxel_size_um, particle_radius_um,
     return _vars(out, frame)
 
 
-def _fib_phases(grey, truth, annotated_slices, steps, seed):
-    """FIB-SEM trinarization: Otsu AM, U-Net pores vs CBD trained on ``annotated_slices``
-    labelled slices (here taken from the truth, as a person would draw them)."""
-    n = grey.sizes["z"]
-    zs = np.linspace(0, n - 1, int(annotated_slices) + 2)[1:-1].round().astype(int)
-    ann = {int(z): np.asarray(truth.isel(z=int(z)).values) for z in zs}
-    model = segment.train_unet(grey, ann, steps=int(steps), seed=int(seed))
+def _fib_phases(grey, annotations, label_names, steps, seed):
+    """FIB-SEM trinarization (section 3.3): Otsu AM, a U-Net for pores vs CBD trained on
+    the annotated slices, slice-wise filling of inclusions."""
+    model = segment.train_unet(grey, annotations, label_names=label_names, steps=int(steps),
+                               seed=int(seed))
     seg = segment.trinarize_fibsem(grey, model)
-    info = {"annotated_slices": [int(z) for z in zs],
+    info = {"annotated_slices": sorted(int(z) for z in annotations),
             "unet_final_loss": float((model.history.get("loss") or [np.nan])[-1])}
     return seg, info
 
 
-def compositions(like, recipe, frame, shape, factor, voxel_size_um, particle_radius_um,
-                 cbd_gradient, seed, edge_voxels, rotation_deg, offset_um, scale, noise,
-                 annotated_slices, unet_steps, iterations, samples, margin_um, smooth_um):
+def _fibsem_input(recipe, fibsem, fibsem_voxel_um, annotations, label_names, synthetic):
+    """(grey, truth or None, annotations, label names, true transform or None)."""
+    if fibsem:
+        from ..io import read
+
+        grey = read(fibsem, voxel_size=fibsem_voxel_um).astype(np.float32).compute()
+        if grey.dims != ("z", "y", "x"):
+            raise InputError("fibsem", f"a 3D FIB-SEM volume, got dims {grey.dims}")
+        if not annotations:
+            raise InputError("annotations", "label images of a few FIB-SEM slices "
+                             "({slice index: TIFF path}) to train the U-Net on")
+        ann = {int(z): path for z, path in annotations.items()}
+        names = {int(k): v for k, v in (label_names or {0: "pore", 1: "cbd", 2: "am"}).items()}
+        return grey, None, ann, names, None
+    fib = correlative_fibsem(fractions={p: recipe[p] for p in _ORDER},
+                             **{k: tuple(v) if isinstance(v, list) else v
+                                for k, v in synthetic.items() if k != "annotated_slices"})
+    fib = fib.compute()
+    n = fib.sizes["z"]
+    # the slices a person would label, drawn here from the truth
+    zs = np.linspace(0, n - 1, int(synthetic["annotated_slices"]) + 2)[1:-1].round()
+    ann = {int(z): np.asarray(fib["truth"].isel(z=int(z)).values) for z in zs}
+    return fib["grey"], fib["truth"], ann, {0: "pore", 1: "cbd", 2: "am"}, dict(fib.attrs)
+
+
+def compositions(like, recipe, frame, synthetic, unet_steps, iterations, samples, margin_um,
+                 smooth_um, seed, fibsem=None, fibsem_voxel_um=None, fibsem_center_um=None,
+                 annotations=None, label_names=None):
     """The FIB-SEM side of the chain, reduced to the tomogram's grid.
 
-    A FIB-SEM volume of the same electrode in its own frame (synthetic:
-    :func:`synth.correlative_fibsem`, known transform) is trinarized (:func:`_fib_phases`),
-    registered into the tomogram (similarity: its voxel size is known to a few percent)
-    and its phases are averaged into the tomogram voxels it covers.
+    The FIB-SEM volume (a file, ``fibsem``, with label images of a few slices,
+    ``annotations``; or synthetic: :func:`synth.correlative_fibsem` with the parameters
+    ``synthetic``, a known transform) is trinarized (:func:`_fib_phases`), registered into
+    the tomogram region around ``fibsem_center_um`` (default: where its stated coordinates
+    put it; seed 002 finds the region with an SEM surface scan, :func:`register.locate`)
+    as a similarity (its voxel size is known to a few percent), and its phases are
+    averaged into the tomogram voxels it covers.
     """
-    fib = correlative_fibsem(tuple(shape), factor=factor, voxel_size=voxel_size_um,
-                             fractions={p: recipe[p] for p in _ORDER},
-                             particle_radius_um=tuple(particle_radius_um),
-                             cbd_gradient=cbd_gradient, seed=seed, edge_voxels=edge_voxels,
-                             rotation_deg=tuple(rotation_deg), offset_um=tuple(offset_um),
-                             scale=scale, noise=noise).compute()
-    seg, info = _fib_phases(fib["grey"], fib["truth"], annotated_slices, unet_steps, seed)
+    grey, truth, ann, names, true_transform = _fibsem_input(
+        recipe, fibsem, fibsem_voxel_um, annotations, label_names, synthetic)
+    seg, info = _fib_phases(grey, ann, names, unet_steps, seed)
     seg = seg.compute()
-    truth = fib["truth"].values
-    info["fib_jaccard"] = {p: float(((seg.values == k) & (truth == k)).sum()
-                                    / max(1, ((seg.values == k) | (truth == k)).sum()))
-                           for k, p in enumerate(_ORDER)}
-    # register against the tomogram region around the FIB-SEM volume's stated position
-    # (seed 002 finds that region with the SEM surface scan, register.locate): the whole
-    # tomogram would leave the FIB-SEM volume too small a share of it to judge the fit
-    box = {d: slice(float(fib[d].min()) - margin_um, float(fib[d].max()) + margin_um)
-           for d in ("z", "y", "x")}
+    if truth is not None:
+        t = truth.values
+        info["fib_jaccard"] = {p: float(((seg.values == k) & (t == k)).sum()
+                                        / max(1, ((seg.values == k) | (t == k)).sum()))
+                               for k, p in enumerate(_ORDER)}
+    stated = np.array([float(grey[d].mean()) for d in ("z", "y", "x")])
+    center = stated if fibsem_center_um is None else np.asarray(fibsem_center_um, float)
+    half = np.array([float(grey[d].max() - grey[d].min()) / 2 for d in ("z", "y", "x")])
+    # only the tomogram region around the FIB-SEM volume: in the whole tomogram it would
+    # be too small a share to judge the fit by
+    box = {d: slice(c - h - margin_um, c + h + margin_um)
+           for d, c, h in zip(("z", "y", "x"), center, half)}
     # the FIB-SEM grey values blurred to about the tomogram's resolution: MI between a sharp
     # and a blurred image of one structure peaks less precisely (halves the position
     # error on the synthetic pair)
-    moving = gaussian(fib["grey"], sigma_um=smooth_um).compute() if smooth_um else fib["grey"]
-    reg = register.register(like.sel(box), moving, scale=True,
-                            max_iterations=int(iterations),
-                            sampling=1.0, bins=32, seed=int(seed))
+    moving = gaussian(grey, sigma_um=smooth_um).compute() if smooth_um else grey
+    fixed = like.sel(box)
+    fixed_center = np.array([float(fixed[d].mean()) for d in ("z", "y", "x")])
+    reg = register.register(fixed, moving, initial=((0.0, 0.0, 0.0), stated - fixed_center),
+                            scale=True, max_iterations=int(iterations), sampling=1.0, bins=32,
+                            seed=int(seed))
     if not reg.converged:
         raise ConvergenceError(f"registration of {frame}'s FIB-SEM volume into its tomogram "
                                f"did not converge: {reg.reason}")
     comp = register.composition(seg, reg, like=like, samples=int(samples))
     info.update(matrix=reg.matrix.tolist(), scale=reg.scale, angle_deg=reg.angle_deg,
                 shared_information=reg.shared_information, overlap=reg.overlap,
-                iterations=reg.iterations, true_transform=dict(fib.attrs))
+                iterations=reg.iterations, true_transform=true_transform)
     out = xr.Dataset({f"reg_{p}": comp["composition"].sel(phase=p, drop=True)
                       .assign_attrs(units="um", long_name=f"registered FIB-SEM {p} fraction")
                       for p in _ORDER})
@@ -254,13 +301,27 @@ def _synthetic_edx_map(composition_cbd, noise, seed):
     return m + rng.normal(0.0, noise, m.shape).astype(np.float32)
 
 
-def edx_line(composition_cbd, noise, seed):
-    """Seed 002 Fig. 3: the EDX signal through the thickness and its straight line."""
-    prof = segment.edx_profile(_synthetic_edx_map(composition_cbd, noise, seed), axis="z")
-    # the line of the true CBD profile, which the map's line should recover
-    true = composition_cbd.mean(("y", "x")).compute()
-    slope, intercept = np.polyfit(true["z"].values, true.values, 1)
-    return {"true_relative_gradient_per_um": float(slope / true.values.mean()),"slope_per_um": prof.slope_per_um, "intercept": prof.intercept,
+def edx_line(composition_cbd=None, noise=0.0, seed=0, edx_map=None, edx_pixel_um=None,
+             edx_dims=("z", "x")):
+    """Seed 002 Fig. 3: the EDX signal through the thickness (z) and its straight line, from
+    an EDX map file (``edx_map``, a 2D image with pixel size ``edx_pixel_um``; z in the
+    tomogram's frame, from the current collector) or, synthetic, from the true CBD
+    composition (whose own line it is compared with)."""
+    out = {}
+    if edx_map:
+        from ..io import read_tiff
+
+        m = read_tiff(edx_map, voxel_size=edx_pixel_um, dims=tuple(edx_dims)).compute()
+        if "z" not in m.dims:
+            raise InputError("edx_dims", f"two dim names, one of them 'z', got {edx_dims!r}")
+    else:
+        m = _synthetic_edx_map(composition_cbd, noise, seed)
+        # the line of the true CBD profile, which the map's line should recover
+        true = composition_cbd.mean(("y", "x")).compute()
+        slope, _ = np.polyfit(true["z"].values, true.values, 1)
+        out["true_relative_gradient_per_um"] = float(slope / true.values.mean())
+    prof = segment.edx_profile(m, axis="z")
+    return {**out,"slope_per_um": prof.slope_per_um, "intercept": prof.intercept,
             "relative_gradient_per_um": prof.relative_gradient_per_um,
             "z_um": prof.profile.index.tolist(), "signal": prof.profile.tolist()}
 
@@ -304,42 +365,59 @@ def stages(p):
     out = []
     for e in p["electrodes"]:
         cfg = _electrode(p, e)
+        real = bool(cfg.get("tomogram"))
         pre = f"{e}_"
-        geo = dict(frame=e, shape=list(p["shape"]), factor=p["factor"],
-                   voxel_size_um=p["voxel_size_um"],
+        seed = cfg.get("seed", 0)
+        geo = dict(shape=list(p["shape"]), factor=p["factor"], voxel_size=p["voxel_size_um"],
                    particle_radius_um=list(p["particle_radius_um"]),
-                   cbd_gradient=cfg.get("cbd_gradient", 0.0), seed=cfg.get("seed", 0))
+                   cbd_gradient=cfg.get("cbd_gradient", 0.0), seed=seed)
         comp = tuple(f"{pre}composition_{q}" for q in _ORDER)
         reg = tuple(f"{pre}reg_{q}" for q in _ORDER)
         probs = tuple(f"{pre}nn_prob_{q}" for q in _ORDER)
+        out.append(Stage(f"{pre}recipe", recipe_fractions, params=dict(
+            solid_wt=cfg["solid_wt"], loading_mg_cm2=cfg["loading_mg_cm2"],
+            electrode_density_g_cm3=p["electrode_density_g_cm3"],
+            cbd_inner_porosity=p["cbd_inner_porosity"], densities=p["densities"],
+            active=list(cfg["active"]))))
+        if real:
+            out.append(Stage(f"{pre}sample", read_tomogram, params=dict(
+                path=str(cfg["tomogram"]), voxel_um=cfg.get("tomogram_voxel_um"), frame=e,
+                chunk=p["chunk"]), outputs=(f"{pre}grey",)))
+        else:
+            out.append(Stage(f"{pre}sample", make_sample, inputs=(f"{pre}recipe",),
+                             params=dict(frame=e, shape=geo["shape"], factor=geo["factor"],
+                                         voxel_size_um=geo["voxel_size"],
+                                         particle_radius_um=geo["particle_radius_um"],
+                                         cbd_gradient=geo["cbd_gradient"], seed=seed,
+                                         blur_um=p["blur_um"], noise=p["noise"],
+                                         chunk=p["chunk"]),
+                             outputs=(f"{pre}grey", f"{pre}truth") + comp))
+        synthetic = dict(geo, edge_voxels=p["fib_edge_voxels"],
+                         rotation_deg=list(p["fib_rotation_deg"]),
+                         offset_um=list(p["fib_offset_um"]), scale=p["fib_scale"],
+                         noise=p["noise"], annotated_slices=p["annotated_slices"])
+        files = {k: cfg[k] for k in ("fibsem", "fibsem_voxel_um", "fibsem_center_um",
+                                     "annotations", "label_names") if cfg.get(k) is not None}
+        if files.get("fibsem"):
+            files["fibsem"] = str(files["fibsem"])
+            files["annotations"] = {str(k): str(v) for k, v in files.get("annotations", {}).items()}
         out += [
-            Stage(f"{pre}recipe", recipe_fractions, params=dict(
-                solid_wt=cfg["solid_wt"], loading_mg_cm2=cfg["loading_mg_cm2"],
-                electrode_density_g_cm3=p["electrode_density_g_cm3"],
-                cbd_inner_porosity=p["cbd_inner_porosity"], densities=p["densities"],
-                active=list(cfg["active"]))),
-            Stage(f"{pre}sample", make_sample, inputs=(f"{pre}recipe",),
-                  params=dict(geo, blur_um=p["blur_um"], noise=p["noise"], chunk=p["chunk"]),
-                  outputs=(f"{pre}grey", f"{pre}truth") + comp),
             Stage(f"{pre}compositions", compositions, inputs=(f"{pre}grey", f"{pre}recipe"),
-                  params=dict(geo, edge_voxels=p["fib_edge_voxels"],
-                              rotation_deg=list(p["fib_rotation_deg"]),
-                              offset_um=list(p["fib_offset_um"]), scale=p["fib_scale"],
-                              noise=p["noise"], annotated_slices=p["annotated_slices"],
-                              unet_steps=p["unet_steps"], iterations=p["register_iterations"],
+                  params=dict(frame=e, synthetic=synthetic, unet_steps=p["unet_steps"],
+                              iterations=p["register_iterations"],
                               samples=p["composition_samples"],
                               margin_um=p["register_margin_um"],
-                              smooth_um=p["register_smooth_um"]),
+                              smooth_um=p["register_smooth_um"], seed=seed, **files),
                   outputs=reg + (f"{pre}coverage",)),
             Stage(f"{pre}mlp_model", train_model,
                   inputs=(f"{pre}grey",) + reg + (f"{pre}coverage",),
                   params=dict(size_voxels=p["mlp_size_voxels"],
                               max_epochs=p["mlp_max_epochs"], patience=p["mlp_patience"],
-                              max_samples=p["mlp_max_samples"], seed=geo["seed"])),
+                              max_samples=p["mlp_max_samples"], seed=seed)),
             Stage(f"{pre}thresholding", trin.run_threshold,
                   inputs=(f"{pre}grey", f"{pre}recipe")),
             Stage(f"{pre}kmeans", trin.run_kmeans, inputs=(f"{pre}grey", f"{pre}recipe"),
-                  params=dict(sample_voxels=p["kmeans_sample_voxels"], seed=geo["seed"])),
+                  params=dict(sample_voxels=p["kmeans_sample_voxels"], seed=seed)),
             Stage(f"{pre}nn_probabilities", predict, inputs=(f"{pre}grey", f"{pre}mlp_model"),
                   params=dict(frame=e, size_voxels=p["mlp_size_voxels"]), outputs=probs),
         ]
@@ -348,26 +426,35 @@ def stages(p):
                 out.append(Stage(f"{pre}{var}", trin.run_conversion,
                                  inputs=probs + (f"{pre}recipe",), params=dict(method=method)))
         segs = tuple(f"{pre}{n}" for n in names)
+        if cfg.get("edx_map"):
+            edx = Stage(f"{pre}edx_line", edx_line, params=dict(
+                edx_map=str(cfg["edx_map"]), edx_pixel_um=cfg.get("edx_pixel_um"),
+                edx_dims=list(cfg.get("edx_dims", ["z", "x"]))))
+        elif real:
+            raise InputError(f"parameters.electrodes.{e}.edx_map",
+                             "an EDX map (2D TIFF) for the EDX-Closing of a measured tomogram")
+        else:
+            edx = Stage(f"{pre}edx_line", edx_line, inputs=(f"{pre}composition_cbd",),
+                        params=dict(noise=p["edx_noise"], seed=seed))
         out += [
-            Stage(f"{pre}edx_line", edx_line, inputs=(f"{pre}composition_cbd",),
-                  params=dict(noise=p["edx_noise"], seed=geo["seed"])),
+            edx,
             Stage(f"{pre}edx_closing", closing,
                   inputs=(f"{pre}kmeans", f"{pre}edx_line", f"{pre}recipe"),
                   params=dict(max_radius_voxels=p["max_radius_voxels"])),
             Stage(f"{pre}agreement", trin.agreement, inputs=segs, params=dict(names=names)),
             Stage(f"{pre}descriptors", descriptors, inputs=segs,
                   params=dict(names=names, n_cutouts=p["n_cutouts"])),
-            Stage(f"{pre}accuracy", trin.accuracy, inputs=(f"{pre}truth",) + segs,
-                  params=dict(names=names)),
         ]
+        if not real:
+            out.append(Stage(f"{pre}accuracy", trin.accuracy, inputs=(f"{pre}truth",) + segs,
+                             params=dict(names=names)))
     return out
 
 
 # ------------------------------------------------------------------ report
 
-def _registration_check(ds, e, params):
+def _registration_check(info, params):
     """Found vs true transform at the FIB-SEM cube's corners, in coarse voxels."""
-    info = ds[f"{e}_reg_am"].attrs["correlative"]
     true = info["true_transform"]
     M, T = np.asarray(info["matrix"]), np.asarray(true["fixed_to_moving"])
     c = np.asarray(true["center_um"])
@@ -417,15 +504,15 @@ def summarize(store, params):
     ds = open_store(store)
     electrodes = list(params["electrodes"])
     summary, tables, figures = {"electrodes": {}}, {}, {}
-    slices = {}
     for e in electrodes:
         recipe = open_table(store, f"{e}_recipe")
         desc = open_table(store, f"{e}_descriptors")
-        acc = open_table(store, f"{e}_accuracy")
         edx = open_table(store, f"{e}_edx_line")
-        truth = measure.volume_fractions(ds[f"{e}_truth"])
-        fr = {"recipe": {p: recipe[p] for p in _ORDER},
-              "truth (realised)": {p: float(truth[p]) for p in _ORDER}}
+        synthetic = f"{e}_truth" in ds
+        fr = {"recipe": {p: recipe[p] for p in _ORDER}}
+        if synthetic:
+            truth = measure.volume_fractions(ds[f"{e}_truth"])
+            fr["truth (realised)"] = {p: float(truth[p]) for p in _ORDER}
         mean = desc.pivot(index="method", columns="quantity", values="mean")
         std = desc.pivot(index="method", columns="quantity", values="std")
         for m in mean.index:
@@ -434,23 +521,31 @@ def summarize(store, params):
         tables[f"{e}: volume fractions, recipe vs realised (mean over cut-outs)"] = frac.round(4)
         t2 = mean.round(4).astype(str) + " ± " + std.round(4).astype(str)
         tables[f"{e}: Table 2 (mean ± std over {params['n_cutouts']} cut-outs)"] = t2
-        tables[f"{e}: accuracy against truth (ranked)"] = acc
-        reg = _registration_check(ds, e, params)
-        reg["composition_mae"] = _composition_error(ds, e)
+        info = ds[f"{e}_reg_am"].attrs["correlative"]
+        reg = {k: info[k] for k in ("scale", "angle_deg", "shared_information", "overlap",
+                                    "iterations")}
+        if info.get("true_transform"):
+            reg.update(_registration_check(info, params))
+        if synthetic:
+            reg["composition_mae"] = _composition_error(ds, e)
+            reg["fib_jaccard_min"] = min(info["fib_jaccard"].values())
         thick = float(ds["z"].values[-1] - ds["z"].values[0])
         summary["electrodes"][e] = {
             "recipe_fractions": fr["recipe"],
             "thickness_um_from_loading": 10.0 * params["electrodes"][e]["loading_mg_cm2"]
             / params["electrode_density_g_cm3"],
-            "max_fraction_error_vs_recipe": float((frac.drop(index=["recipe", "truth (realised)"])
-                                                   - frac.loc["recipe"]).abs().max().max()),
+            "max_fraction_error_vs_recipe": float(
+                (frac.drop(index=[k for k in ("recipe", "truth (realised)") if k in frac.index])
+                 - frac.loc["recipe"]).abs().max().max()),
             "registration": reg,
             "edx": {"relative_gradient_per_um": edx["relative_gradient_per_um"],
-                    "true_relative_gradient_per_um": edx["true_relative_gradient_per_um"],
+                    "true_relative_gradient_per_um": edx.get("true_relative_gradient_per_um"),
                     "relative_gradient_over_thickness": edx["relative_gradient_per_um"] * thick},
-            "accuracy_ranking": list(acc.index),
         }
-        slices[e] = ds
+        if synthetic:
+            acc = open_table(store, f"{e}_accuracy")
+            tables[f"{e}: accuracy against truth (ranked)"] = acc
+            summary["electrodes"][e]["accuracy_ranking"] = list(acc.index)
     # Fig. 4: one matrix per quantity, first electrode below, second above the diagonal
     ags = [open_table(store, f"{e}_agreement") for e in electrodes]
     lower, upper = ags[0], ags[-1]
@@ -469,11 +564,14 @@ def summarize(store, params):
     fig.tight_layout()
     figures["agreement_matrices"] = fig
     # Fig. 2: one slice per method, electrodes in rows
-    show = ["grey", "truth"] + list(trin.METHODS)
+    show = ["grey"] + (["truth"] if f"{electrodes[0]}_truth" in ds else []) + list(trin.METHODS)
     fig2, axes2 = plt.subplots(len(electrodes), len(show),
                                figsize=(1.6 * len(show), 1.9 * len(electrodes)), squeeze=False)
     for row, e in zip(axes2, electrodes):
         for ax, n in zip(row, show):
+            if f"{e}_{n}" not in ds:
+                ax.set_axis_off()
+                continue
             v = ds[f"{e}_{n}"]
             img = v.isel(y=v.sizes["y"] // 2).values
             kw = dict(cmap="gray") if n == "grey" else dict(cmap="viridis", vmin=0, vmax=2)

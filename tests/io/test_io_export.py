@@ -43,6 +43,18 @@ def test_tiff_round_trip(seg, tmp_path):
     meta = json.loads(desc.split(":", 1)[1])
     np.testing.assert_array_equal(data, seg.values)
     assert meta["voxel_size_um"] == pytest.approx(list(emd.voxel_size(seg)))
+    # read back by the package: values, coordinates (origin included) and phases
+    from electromicro_dask.io import read_tiff
+
+    moved = seg.assign_coords(z=seg.z + 2.5, x=seg.x - 1.0)
+    export.to_tiff(moved, tmp_path / "moved.tif")
+    back = read_tiff(tmp_path / "moved.tif")
+    np.testing.assert_array_equal(back.values, seg.values)
+    for d in ("z", "y", "x"):
+        np.testing.assert_allclose(back[d].values, moved[d].values, rtol=1e-6, atol=1e-9)
+    assert back.attrs["phases"] == seg.attrs["phases"]
+    # a voxel size given by the caller still wins (and the stored origin is then not used)
+    assert emd.voxel_size(read_tiff(tmp_path / "moved.tif", voxel_size=1.0)) == (1.0,) * 3
 
 
 def test_mesh_is_closed_and_matches_whole_volume_marching_cubes(seg, tmp_path):

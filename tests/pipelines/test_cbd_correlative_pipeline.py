@@ -99,3 +99,80 @@ def test_bad_recipes_are_rejected_before_anything_runs(tmp_path):
     rec = _recipe(fib_edge_voxels=200)   # a FIB-SEM cube larger than the tomogram
     with pytest.raises(InputError, match="edge_voxels"):
         run(rec, store=tmp_path / "c.zarr", quiet=True)
+
+
+def test_measured_electrode_from_files(tmp_path):
+    """The measured-data path: tomogram, FIB-SEM volume, annotated slices and EDX map read
+    from TIFF files (written here from a synthetic electrode whose truth the test keeps);
+    the FIB-SEM file is a plain TIFF (coordinates from 0, voxel size given), its position
+    in the tomogram given roughly (the tomogram's centre, 0.5 um from the truth)."""
+    import tifffile
+
+    from electromicro_dask import synth
+    from electromicro_dask.io.export import to_tiff
+
+    shape, kw = (16, 16, 48), dict(factor=4, voxel_size=0.5, particle_radius_um=(2.0, 0.5))
+    want = segment.fractions_from_recipe(
+        {"nmc622": 93.5, "carbon_black": 2.0, "graphite": 1.0, "pvdf": 3.5},
+        electrode_density_g_cm3=3.1, cbd_inner_porosity=0.5)
+    co = synth.correlative(shape, seed=5, fractions=want, blur_um=0.4, noise=0.03,
+                           cbd_gradient=0.5, **kw).compute()
+    fib = synth.correlative_fibsem(shape, seed=5, fractions=want, cbd_gradient=0.5,
+                                   edge_voxels=48, **kw).compute()
+    to_tiff(co["grey"], tmp_path / "tomo.tif")
+    tifffile.imwrite(tmp_path / "fib.tif", fib["grey"].values)
+    ann = {}
+    for z in (12, 24, 36):
+        # a person's labels: 1 pore, 2 CBD, 3 AM, 0 not labelled (a strip left out)
+        lab = fib["truth"].isel(z=z).values.astype(np.uint8) + 1
+        lab[:, :5] = 0
+        tifffile.imwrite(tmp_path / f"ann{z}.tif", lab)
+        ann[z] = str(tmp_path / f"ann{z}.tif")
+    cbd = co["composition"].sel(phase="cbd")
+    edx = cbd.mean("y") + np.random.default_rng(0).normal(0, 0.05, (16, 48)).astype("float32")
+    to_tiff(edx, tmp_path / "edx.tif")
+    electrode = {"solid_wt": {"nmc622": 93.5, "carbon_black": 2.0, "graphite": 1.0,
+                              "pvdf": 3.5},
+                 "loading_mg_cm2": 51.0, "tomogram": str(tmp_path / "tomo.tif"),
+                 "fibsem": str(tmp_path / "fib.tif"), "fibsem_voxel_um": 1.02 * 0.125,
+                 "fibsem_center_um": fib.attrs["center_um"],   # the tomogram's centre
+                 "annotations": ann,
+                 "label_names": {0: "unlabelled", 1: "pore", 2: "cbd", 3: "am"},
+                 "edx_map": str(tmp_path / "edx.tif")}
+    rec = _recipe(**dict(SMALL, shape=list(shape), fib_edge_voxels=48),
+                  electrodes={"measured": electrode})
+    store = tmp_path / "m.zarr"
+    res = run(rec, store=store, out=tmp_path / "rep", quiet=True)
+    ds = open_store(store)
+    assert "measured_truth" not in ds and "measured_accuracy" not in res.summary
+    assert ds["measured_grey"].shape == shape
+    # the registration against the truth (the FIB-SEM file's coordinates start at 0)
+    info = ds["measured_reg_am"].attrs["correlative"]
+    assert info["true_transform"] is None and "fib_jaccard" not in info
+    M, T = np.array(info["matrix"]), np.array(fib.attrs["fixed_to_moving"])
+    o_f = np.array([float(fib[d][0]) for d in "zyx"])   # the FIB-SEM's origin, not in its file
+    p = np.array(fib.attrs["center_um"]) + 2.0 * np.array(
+        [[a, b, g] for a in (-1, 1) for b in (-1, 1) for g in (-1, 1)])
+    true_q = p @ T[:3, :3].T + T[:3, 3] - o_f
+    found_q = p @ M[:3, :3].T + M[:3, 3]
+    assert np.abs(found_q - true_q).max() / 1.02 < 0.5   # um: within one coarse voxel
+    # compositions against the truth where the FIB-SEM volume covers the tomogram
+    cov = ds["measured_coverage"].values == 1
+    err = np.mean([np.abs(ds[f"measured_reg_{q}"].values
+                          - co["composition"].sel(phase=q).values)[cov].mean()
+                   for q in ("pore", "cbd", "am")])
+    assert err <= 0.03
+    # every trinarization of the measured tomogram realises the recipe's fractions
+    for var in ("thresholding", "kmeans", "nn_am_cond", "edx_closing"):
+        f = measure.volume_fractions(ds[f"measured_{var}"])
+        assert max(abs(f[q] - want[q]) for q in want) < 0.005, (var, f)
+    # the EDX line from the file against the true CBD profile's line
+    true = cbd.mean(("y", "x")).values
+    slope = np.polyfit(cbd["z"].values, true, 1)[0] / true.mean()
+    got = res.summary["electrodes"]["measured"]["edx"]["relative_gradient_per_um"]
+    assert got == pytest.approx(slope, abs=0.02)
+    assert (tmp_path / "rep" / "slices.png").exists()
+    # a measured electrode needs all of its files
+    del electrode["edx_map"]
+    with pytest.raises(InputError, match="edx_map"):
+        run(_recipe(electrodes={"measured": electrode}), store=tmp_path / "n.zarr", quiet=True)
