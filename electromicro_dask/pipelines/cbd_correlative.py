@@ -76,6 +76,7 @@ PARAMETERS = {
     "fib_scale": 1.02,                # stated / true FIB-SEM voxel size
     "annotated_slices": 3,            # FIB-SEM slices a person labels for the U-Net
     "unet_steps": 300,
+    "unet_batch_size": 16,            # 64 x 64 crops per U-Net step
     "register_iterations": 1000,
     "register_margin_um": 1.0,        # tomogram region: FIB-SEM extent plus this margin
     "register_smooth_um": 0.4,        # Gaussian sigma on the FIB-SEM grey before registering
@@ -165,11 +166,11 @@ def make_sample(recipe, frame, shape, factor, voxel_size_um, particle_radius_um,
     return _vars(out, frame)
 
 
-def _fib_phases(grey, annotations, label_names, steps, seed):
+def _fib_phases(grey, annotations, label_names, steps, batch_size, seed):
     """FIB-SEM trinarization (section 3.3): Otsu AM, a U-Net for pores vs CBD trained on
     the annotated slices, slice-wise filling of inclusions."""
     model = segment.train_unet(grey, annotations, label_names=label_names, steps=int(steps),
-                               seed=int(seed))
+                               batch_size=int(batch_size), seed=int(seed))
     seg = segment.trinarize_fibsem(grey, model)
     info = {"annotated_slices": sorted(int(z) for z in annotations),
             "unet_final_loss": float((model.history.get("loss") or [np.nan])[-1])}
@@ -201,8 +202,8 @@ def _fibsem_input(recipe, fibsem, fibsem_voxel_um, annotations, label_names, syn
     return fib["grey"], fib["truth"], ann, {0: "pore", 1: "cbd", 2: "am"}, dict(fib.attrs)
 
 
-def compositions(like, recipe, frame, synthetic, unet_steps, iterations, samples, margin_um,
-                 smooth_um, seed, fibsem=None, fibsem_voxel_um=None, fibsem_center_um=None,
+def compositions(like, recipe, frame, synthetic, unet_steps, unet_batch_size, iterations,
+                 samples, margin_um, smooth_um, seed, fibsem=None, fibsem_voxel_um=None, fibsem_center_um=None,
                  annotations=None, label_names=None):
     """The FIB-SEM side of the chain, reduced to the tomogram's grid.
 
@@ -216,7 +217,7 @@ def compositions(like, recipe, frame, synthetic, unet_steps, iterations, samples
     """
     grey, truth, ann, names, true_transform = _fibsem_input(
         recipe, fibsem, fibsem_voxel_um, annotations, label_names, synthetic)
-    seg, info = _fib_phases(grey, ann, names, unet_steps, seed)
+    seg, info = _fib_phases(grey, ann, names, unet_steps, unet_batch_size, seed)
     seg = seg.compute()
     if truth is not None:
         t = truth.values
@@ -404,6 +405,7 @@ def stages(p):
         out += [
             Stage(f"{pre}compositions", compositions, inputs=(f"{pre}grey", f"{pre}recipe"),
                   params=dict(frame=e, synthetic=synthetic, unet_steps=p["unet_steps"],
+                              unet_batch_size=p["unet_batch_size"],
                               iterations=p["register_iterations"],
                               samples=p["composition_samples"],
                               margin_um=p["register_margin_um"],

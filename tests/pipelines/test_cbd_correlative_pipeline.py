@@ -18,8 +18,8 @@ pytest.importorskip("torch")
 pytest.importorskip("SimpleITK")
 
 ROOT = Path(__file__).resolve().parents[2]
-SMALL = dict(shape=[20, 20, 60], fib_edge_voxels=64, unet_steps=40, mlp_max_epochs=20,
-             mlp_max_samples=4000, kmeans_sample_voxels=5000)
+SMALL = dict(shape=[20, 20, 60], fib_edge_voxels=64, unet_steps=40, unet_batch_size=4,
+             mlp_max_epochs=20, mlp_max_samples=4000, kmeans_sample_voxels=5000)
 
 
 def _recipe(**over):
