@@ -6,21 +6,21 @@ For each electrode (seed 002: a single-layer and a two-layer cathode):
    density (section 2.1, :func:`segment.fractions_from_recipe`); every trinarization is
    calibrated to them.
 2. ``sample``: the synchrotron tomogram (synthetic: :func:`synth.correlative`, generated
-   to the recipe's fractions, with its truth).
-3. ``fibsem``: a FIB-SEM volume of a small region, in its own frame (synthetic:
+   to the recipe's fractions, with its truth; measured: ``tomogram``, a file).
+3. ``compositions``: a FIB-SEM volume of a small region in its own frame (synthetic:
    :func:`synth.correlative_fibsem`, the same electrode seen through a known rotation,
-   offset and scale).
-4. ``fib_phases``: Otsu for the AM, a 2D U-Net trained on a few annotated slices for pores
-   vs CBD, slice-wise filling of inclusions (section 3.3, :func:`segment.trinarize_fibsem`).
-5. ``compositions``: the FIB-SEM volume registered into the tomogram (similarity, mutual
-   information) and its phases averaged into every tomogram voxel it covers
+   offset and scale; measured: ``fibsem`` with ``fibsem_voxel_um`` and a rough
+   ``fibsem_center_um``) is trinarized (Otsu AM, a 2D U-Net trained on the
+   ``annotations`` for pores vs CBD, slice-wise filling; section 3.3,
+   :func:`segment.trinarize_fibsem`), registered into the tomogram (similarity, mutual
+   information) and its phases are averaged into every tomogram voxel it covers
    (:func:`register.composition`).
-6. ``mlp_model``: the correlative network trained on those compositions inside the
+4. ``mlp_model``: the correlative network trained on those compositions inside the
    fully covered box (section 3.3).
-7. The twelve trinarizations of :mod:`.cbd_trinarization` (Thresholding, k-means, nine
+5. The twelve trinarizations of :mod:`.cbd_trinarization` (Thresholding, k-means, nine
    network conversions, EDX-Closing with the line fitted to an EDX fluorine map, section
-   3.4, Fig. 3).
-8. ``descriptors``: seed 002's Table 2 quantities per method, as mean and spread over
+   3.4, Fig. 3; measured: ``edx_map``, a 2D TIFF).
+6. ``descriptors``: seed 002's Table 2 quantities per method, as mean and spread over
    three non-overlapping full-thickness cut-outs; ``agreement`` (Fig. 4) and, with a
    truth, ``accuracy``.
 
