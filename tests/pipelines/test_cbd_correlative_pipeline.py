@@ -172,6 +172,17 @@ def test_measured_electrode_from_files(tmp_path):
     got = res.summary["electrodes"]["measured"]["edx"]["relative_gradient_per_um"]
     assert got == pytest.approx(slope, abs=0.02)
     assert (tmp_path / "rep" / "slices.png").exists()
+    # a position 8 um off (the FIB-SEM cube is 6 um): the fit lands elsewhere and shares
+    # too little information with the tomogram; the stage stops and says why, and what
+    # the store holds stays as it was
+    from electromicro_dask.core.errors import ConvergenceError
+
+    before = ds["measured_reg_am"].values.copy()
+    electrode["fibsem_center_um"] = [c + d for c, d in zip(fib.attrs["center_um"], (0, 0, 8))]
+    with pytest.raises(ConvergenceError, match="measured's FIB-SEM volume.*did not converge"):
+        run(rec, store=store, quiet=True)
+    np.testing.assert_array_equal(open_store(store)["measured_reg_am"].values, before)
+    electrode["fibsem_center_um"] = fib.attrs["center_um"]
     # a measured electrode needs all of its files
     del electrode["edx_map"]
     with pytest.raises(InputError, match="edx_map"):
