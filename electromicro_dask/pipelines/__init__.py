@@ -13,6 +13,7 @@ PIPELINES = {
     "tofsims": "electromicro_dask.pipelines.tofsims",
     "cbd_trinarization": "electromicro_dask.pipelines.cbd_trinarization",
     "cbd_correlative": "electromicro_dask.pipelines.cbd_correlative",
+    "pfib": "electromicro_dask.pipelines.pfib",
     "slicegan": "electromicro_dask.pipelines.slicegan",
     "swaxs_ct": "electromicro_dask.pipelines.swaxs_ct",
     "echem": "electromicro_dask.pipelines.echem",

@@ -1,0 +1,216 @@
+"""Seed 001's PFIB-SEM study: several samples segmented the same way and compared.
+
+For each sample (seed 001: pristine, cycled to 4.4 V and to 4.7 V):
+
+1. ``truth``: a synthetic PFIB electrode with cracked secondary particles
+   (:func:`synth.pfib_electrode`, crack growth ``cycling``) whose CBD is detached from the
+   particles in patches (:func:`synth.detach_cbd`, contact loss ``contact_loss``);
+2. ``stack``: its serial sections with pore back, curtaining and noise
+   (:func:`synth.pfib_stack`), optionally median-denoised in-plane;
+3. ``phases``: pore-back correction and the four-phase segmentation
+   (:func:`segment.pfib_phases`: am, crack, cbd, pore);
+4. ``measures``: phase fractions, crack volume per particle volume (Fig. 2C) and NMC-CBD
+   contact area per particle surface (Fig. 2D), of the segmentation and of the truth;
+   ``profile``: the phase fractions through the thickness (Fig. 1D); ``cbd_network``: the
+   CBD's connectivity (largest aggregate's share, Fig. 6).
+
+The ``study`` table puts the samples side by side with every quantity's relative change
+against the ``reference`` sample, for the segmentation and for the truth, so the report
+shows how much of a known change the chain recovers.
+
+Not yet here (issue 13): resampling to cubic voxels with the flow simulation, wetting,
+measured stacks as input.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import measure, segment
+from ..core.errors import InputError
+from ..core.store import open_store, open_table
+from ..synth.pfib import detach_cbd, pfib_electrode, pfib_stack
+from .stage import Stage
+
+PARAMETERS = {
+    # sample name -> its settings; cycling: relative crack growth; contact_loss: share of
+    # the NMC-CBD contact cut (seed 001 Fig. 2: cracks +9 % / +24 %, contact -10 % / -20 %)
+    "samples": {
+        "pristine": {"cycling": 0.0, "contact_loss": 0.0},
+        "v4_4": {"cycling": 0.09, "contact_loss": 0.10},
+        "v4_7": {"cycling": 0.24, "contact_loss": 0.20},
+    },
+    "reference": "pristine",
+    "shape": [48, 128, 128],          # voxels (z = milling axis)
+    "voxel_size_um": [0.1, 0.05, 0.05],
+    "particle_radius_um": [0.8, 0.15],
+    "crack_fraction": 0.04,           # crack volume per particle volume, pristine
+    "crack_width_um": 0.15,
+    "crack_margin_um": 0.2,
+    "gap_voxels": 3,                  # thickness of a CBD detachment gap
+    "cell_voxels": 8,                 # edge of a detachment patch
+    "denoise_voxels": 0,              # in-plane median size before segmenting (0: none)
+    "pore_back": True,
+    "seed": 1,                        # one electrode, seen before and after cycling
+    "chunk": [48, 64, 64],
+}
+
+_SAMPLE_KEYS = ("cycling", "contact_loss", "seed")
+
+
+def validate(params):
+    samples = params["samples"]
+    if not isinstance(samples, dict) or not samples:
+        raise InputError("parameters.samples", f"samples by name, got {samples!r}")
+    for name, cfg in samples.items():
+        if not str(name).isidentifier():
+            raise InputError("parameters.samples", f"names usable as variable prefixes, "
+                             f"got {name!r}")
+        unknown = set(cfg or {}) - set(_SAMPLE_KEYS)
+        if unknown:
+            raise InputError(f"parameters.samples.{name}", f"keys among {_SAMPLE_KEYS}, got "
+                             f"{sorted(unknown)}")
+    if params["reference"] not in samples:
+        raise InputError("parameters.reference", f"one of {sorted(samples)}, got "
+                         f"{params['reference']!r}")
+
+
+def make_truth(shape, voxel_size_um, particle_radius_um, crack_fraction, crack_width_um,
+               crack_margin_um, cycling, contact_loss, gap_voxels, cell_voxels, seed, chunk):
+    ds = pfib_electrode(tuple(shape), tuple(voxel_size_um),
+                        particle_radius_um=tuple(particle_radius_um),
+                        crack_fraction=crack_fraction, cycling=cycling,
+                        crack_width_um=crack_width_um, crack_margin_um=crack_margin_um,
+                        seed=seed, chunks=tuple(chunk))
+    truth = ds["phases"]
+    if contact_loss:
+        truth = detach_cbd(truth, contact_loss, gap_voxels=gap_voxels, cell_voxels=cell_voxels,
+                           seed=seed)
+    return truth.assign_attrs(long_name="synthetic truth")
+
+
+def make_stack(truth, seed):
+    return pfib_stack(truth, seed=seed)
+
+
+def segment_stack(stack, denoise_voxels, pore_back):
+    from ..filters import median
+
+    img = stack
+    if denoise_voxels and int(denoise_voxels) > 1:
+        img = median(stack, size_voxels=(1, int(denoise_voxels), int(denoise_voxels)))
+    return segment.pfib_phases(img, pore_back=bool(pore_back))
+
+
+def _quantities(seg):
+    f = measure.volume_fractions(seg)
+    out = {f"fraction_{p}": float(v) for p, v in f.items()}
+    out["crack_per_particle"] = measure.crack_fraction(seg)
+    out["nmc_cbd_contact_per_particle_surface"] = measure.contact_area(seg, "am", "cbd")
+    out["cbd_largest_aggregate_share"] = measure.connectivity(seg, "cbd").largest_cluster_fraction
+    return out
+
+
+def measures(phases, truth):
+    """Seed 001 Fig. 2 quantities of the segmentation and of the truth."""
+    return {"segmented": _quantities(phases), "truth": _quantities(truth)}
+
+
+def profile(phases):
+    return measure.profile(phases, axis="z")
+
+
+def study(*tables, names, reference):
+    """Samples side by side, with the relative change against the reference sample."""
+    import pandas as pd
+
+    rows = []
+    for name, t in zip(names, tables):
+        for source in ("segmented", "truth"):
+            rows.append({"sample": name, "source": source, **t[source]})
+    df = pd.DataFrame(rows)
+    for q in ("crack_per_particle", "nmc_cbd_contact_per_particle_surface",
+              "cbd_largest_aggregate_share"):
+        ref = df[df["sample"] == reference].set_index("source")[q]
+        df[f"{q}_change_pct"] = [100.0 * (v / ref[s] - 1.0) for v, s in zip(df[q], df["source"])]
+    return df
+
+
+def stages(p):
+    names = list(p["samples"])
+    out = []
+    for s in names:
+        cfg = dict(p["samples"][s] or {})
+        seed = int(cfg.get("seed", p["seed"]))
+        pre = f"{s}_"
+        out += [
+            Stage(f"{pre}truth", make_truth, params=dict(
+                shape=list(p["shape"]), voxel_size_um=list(p["voxel_size_um"]),
+                particle_radius_um=list(p["particle_radius_um"]),
+                crack_fraction=p["crack_fraction"], crack_width_um=p["crack_width_um"],
+                crack_margin_um=p["crack_margin_um"], cycling=float(cfg.get("cycling", 0.0)),
+                contact_loss=float(cfg.get("contact_loss", 0.0)), gap_voxels=p["gap_voxels"],
+                cell_voxels=p["cell_voxels"], seed=seed, chunk=list(p["chunk"]))),
+            Stage(f"{pre}stack", make_stack, inputs=(f"{pre}truth",), params=dict(seed=seed)),
+            Stage(f"{pre}phases", segment_stack, inputs=(f"{pre}stack",),
+                  params=dict(denoise_voxels=p["denoise_voxels"], pore_back=p["pore_back"])),
+            Stage(f"{pre}measures", measures, inputs=(f"{pre}phases", f"{pre}truth")),
+            Stage(f"{pre}profile", profile, inputs=(f"{pre}phases",)),
+        ]
+    out.append(Stage("study", study, inputs=tuple(f"{s}_measures" for s in names),
+                     params=dict(names=names, reference=p["reference"])))
+    return out
+
+
+def summarize(store, params):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ds = open_store(store)
+    names = list(params["samples"])
+    df = open_table(store, "study")
+    seg = df[df["source"] == "segmented"].set_index("sample")
+    tru = df[df["source"] == "truth"].set_index("sample")
+    changes = {}
+    for q in ("crack_per_particle", "nmc_cbd_contact_per_particle_surface"):
+        c = f"{q}_change_pct"
+        changes[q] = {n: {"segmented_pct": float(seg.loc[n, c]), "truth_pct": float(tru.loc[n, c])}
+                      for n in names}
+    summary = {"reference": params["reference"], "relative_changes": changes}
+    tables = {"study (segmented)": seg.round(4), "study (truth)": tru.round(4)}
+    figures = {}
+    fig, axes = plt.subplots(1, 4, figsize=(16, 4))
+    for ax, phase in zip(axes, ("am", "crack", "cbd", "pore")):
+        for n in names:
+            prof = open_table(store, f"{n}_profile")
+            if phase in prof:
+                ax.plot(prof.index, prof[phase], label=n)
+        ax.set_title(phase)
+        ax.set_xlabel("z (um)")
+    axes[0].set_ylabel("volume fraction")
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    figures["profiles"] = fig
+    fig2, ax2 = plt.subplots(2, len(names), figsize=(4 * len(names), 8), squeeze=False)
+    for k, n in enumerate(names):
+        mid = ds.sizes["z"] // 2
+        ax2[0, k].imshow(ds[f"{n}_stack"].isel(z=mid).values, cmap="gray")
+        ax2[0, k].set_title(f"{n}: PFIB slice")
+        ax2[1, k].imshow(ds[f"{n}_phases"].isel(z=mid).values, cmap="viridis", vmin=0, vmax=3)
+        ax2[1, k].set_title(f"{n}: am / crack / cbd / pore")
+        for a in ax2[:, k]:
+            a.set_axis_off()
+    fig2.tight_layout()
+    figures["slices"] = fig2
+    fig3, ax3 = plt.subplots(figsize=(6, 4))
+    for n in names:
+        v = ds[f"{n}_stack"].data
+        h, edges = np.histogram(np.asarray(v[::2, ::4, ::4]), bins=100)
+        ax3.plot(0.5 * (edges[1:] + edges[:-1]), h, label=n)
+    ax3.set_xlabel("grey value")
+    ax3.legend(fontsize=7)
+    fig3.tight_layout()
+    figures["histograms"] = fig3
+    return summary, figures, tables
