@@ -519,8 +519,9 @@ def summarize(store, params):
         if synthetic:
             truth = measure.volume_fractions(ds[f"{e}_truth"])
             fr["truth (realised)"] = {p: float(truth[p]) for p in _ORDER}
-        mean = desc.pivot(index="method", columns="quantity", values="mean")
-        std = desc.pivot(index="method", columns="quantity", values="std")
+        order = [m for m in trin.METHODS.values() if m in set(desc["method"])]
+        mean = desc.pivot(index="method", columns="quantity", values="mean").loc[order]
+        std = desc.pivot(index="method", columns="quantity", values="std").loc[order]
         for m in mean.index:
             fr[m] = {p: float(mean.loc[m, f"fraction_{p}"]) for p in _ORDER}
         frac = pd.DataFrame.from_dict(fr, orient="index")
