@@ -46,7 +46,7 @@ from ..core.store import open_store, open_table
 from ..filters import gaussian
 from ..synth.correlative import correlative, correlative_fibsem
 from . import cbd_trinarization as trin
-from .stage import Stage
+from .stage import Stage, check_groups
 
 # Seed 002 Table 1: suspension A (single layer, 51 mg/cm^2) and, for the two-layer
 # electrode, suspension D (53 mg/cm^2); both calendered to 3.1 g/cm^3.
@@ -105,16 +105,10 @@ _ELECTRODE_KEYS = ("solid_wt", "loading_mg_cm2", "seed", "cbd_gradient", "active
 
 def validate(params):
     el = params["electrodes"]
-    if not isinstance(el, dict) or not 1 <= len(el) <= 2:
-        raise InputError("parameters.electrodes", f"one or two electrodes by name, got {el!r}")
+    check_groups(el, "parameters.electrodes", _ELECTRODE_KEYS, what="electrodes")
+    if len(el) > 2:
+        raise InputError("parameters.electrodes", f"one or two electrodes, got {len(el)}")
     for name, cfg in el.items():
-        if not str(name).isidentifier():
-            raise InputError("parameters.electrodes", f"names usable as variable prefixes, "
-                             f"got {name!r}")
-        unknown = set(cfg or {}) - set(_ELECTRODE_KEYS)
-        if unknown:
-            raise InputError(f"parameters.electrodes.{name}", f"keys among {_ELECTRODE_KEYS}, "
-                             f"got {sorted(unknown)}")
         if "solid_wt" not in (cfg or {}) or "loading_mg_cm2" not in cfg:
             raise InputError(f"parameters.electrodes.{name}", "solid_wt and loading_mg_cm2")
         measured = [k for k in ("tomogram", "fibsem", "annotations", "edx_map") if cfg.get(k)]

@@ -30,7 +30,7 @@ from .. import measure, segment
 from ..core.errors import InputError
 from ..core.store import open_store, open_table
 from ..synth.pfib import detach_cbd, pfib_electrode, pfib_stack
-from .stage import Stage
+from .stage import Stage, check_groups
 
 PARAMETERS = {
     # sample name -> its settings; cycling: relative crack growth; contact_loss: share of
@@ -60,16 +60,7 @@ _SAMPLE_KEYS = ("cycling", "contact_loss", "seed")
 
 def validate(params):
     samples = params["samples"]
-    if not isinstance(samples, dict) or not samples:
-        raise InputError("parameters.samples", f"samples by name, got {samples!r}")
-    for name, cfg in samples.items():
-        if not str(name).isidentifier():
-            raise InputError("parameters.samples", f"names usable as variable prefixes, "
-                             f"got {name!r}")
-        unknown = set(cfg or {}) - set(_SAMPLE_KEYS)
-        if unknown:
-            raise InputError(f"parameters.samples.{name}", f"keys among {_SAMPLE_KEYS}, got "
-                             f"{sorted(unknown)}")
+    check_groups(samples, "parameters.samples", _SAMPLE_KEYS, what="samples")
     if params["reference"] not in samples:
         raise InputError("parameters.reference", f"one of {sorted(samples)}, got "
                          f"{params['reference']!r}")

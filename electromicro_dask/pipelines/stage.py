@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-__all__ = ["Stage"]
+__all__ = ["Stage", "check_groups"]
 
 
 @dataclass(frozen=True)
@@ -52,3 +52,19 @@ class Stage:
     @property
     def written(self):
         return tuple(self.outputs) or (self.name,)
+
+
+def check_groups(groups, argument, keys, what="entries"):
+    """Validate a recipe's named groups (samples, electrodes, cells): a non-empty mapping
+    of names usable as variable prefixes to settings among ``keys``."""
+    from ..core.errors import InputError
+
+    if not isinstance(groups, dict) or not groups:
+        raise InputError(argument, f"{what} by name, got {groups!r}")
+    for name, cfg in groups.items():
+        if not isinstance(name, str) or not name.isidentifier():
+            raise InputError(argument, f"names usable as variable prefixes, got {name!r}")
+        unknown = set(cfg or {}) - set(keys)
+        if unknown:
+            raise InputError(f"{argument}.{name}", f"keys among {tuple(keys)}, got "
+                             f"{sorted(unknown)}")

@@ -21,7 +21,7 @@ import numpy as np
 from .. import scattering as sc
 from ..core.errors import InputError
 from ..core.store import open_store, open_table
-from .stage import Stage
+from .stage import Stage, check_groups
 
 PARAMETERS = {
     "size": 96,
@@ -65,17 +65,7 @@ _WAXS = ("nmc_lithiated", "nmc_delithiated", "lic6", "lic12", "graphite")
 
 
 def validate(params):
-    cells = params["cells"]
-    if not isinstance(cells, dict) or not cells:
-        raise InputError("parameters.cells", "a mapping of cell names to overrides")
-    for name, over in cells.items():
-        if not isinstance(name, str) or not name.isidentifier():
-            raise InputError("parameters.cells", f"cell names usable as variable prefixes, "
-                             f"got {name!r}")
-        bad = set(over or {}) - set(_CELL_KEYS)
-        if bad:
-            raise InputError(f"parameters.cells.{name}", f"overrides among {_CELL_KEYS}, got "
-                             f"{sorted(bad)}")
+    check_groups(params["cells"], "parameters.cells", _CELL_KEYS, what="cells")
     if params["size"] < 32:
         raise InputError("parameters.size", f"at least 32 pixels, got {params['size']}")
     if params["n_angles"] % params["subsets"]:
