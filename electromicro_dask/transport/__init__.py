@@ -1,4 +1,5 @@
-"""Transport on segmented volumes: tortuosity factor, effective conductivity, Stokes flow.
+"""Transport on segmented volumes: tortuosity factor, effective conductivity, Stokes flow,
+electrolyte wetting.
 
 Solvers run in torch (CUDA when available, else CPU) on the whole volume in memory;
 :func:`sweep` distributes many independent solves over a dask cluster.
@@ -8,6 +9,7 @@ from .diffusion import (ConductivityResult, TortuosityResult, effective_conducti
                         tortuosity_factor)
 from .flow import FlowResult, flow_tortuosity, permeability
 from .sweeps import sweep
+from .infiltration import WettingResult, wetting
 
 __all__ = ["tortuosity_factor", "effective_conductivity", "permeability", "flow_tortuosity",
-           "sweep", "TortuosityResult", "ConductivityResult", "FlowResult"]
+           "sweep", "wetting", "WettingResult", "TortuosityResult", "ConductivityResult", "FlowResult"]

@@ -149,21 +149,16 @@ def codes_for(table, names, argument):
     return phase_codes(table, names, argument)
 
 
-def percolating(mask, periodic):
-    """Voxels of ``mask`` in 6-connected clusters that touch both faces normal to axis 0.
-
-    With ``periodic`` the clusters are joined across the side faces (axes 1 and 2) too.
-    Returns ``(keep, n_clusters, n_excluded_clusters)``.
-    """
+def clusters(mask, periodic):
+    """6-connected clusters of ``mask``: ``(labels, root)`` with ``root[labels]`` one id per
+    cluster, clusters joined across the side faces (axes 1 and 2) when ``periodic``."""
     import cc3d
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
     labels, n = cc3d.connected_components(mask, connectivity=6, return_N=True)
-    if n == 0:
-        return np.zeros_like(mask, dtype=bool), 0, 0
     root = np.arange(n + 1)
-    if periodic:
+    if periodic and n:
         pairs = []
         for ax in (1, 2):
             if labels.shape[ax] > 1:
@@ -176,14 +171,26 @@ def percolating(mask, periodic):
             graph = coo_matrix((np.ones(p.shape[1]), (p[0], p[1])), shape=(n + 1, n + 1))
             _, root = connected_components(graph, directed=False)
             root = root.astype(np.int64)
+    return labels, root
+
+
+def percolating(mask, periodic):
+    """Voxels of ``mask`` in 6-connected clusters that touch both faces normal to axis 0.
+
+    With ``periodic`` the clusters are joined across the side faces (axes 1 and 2) too.
+    Returns ``(keep, n_clusters, n_excluded_clusters)``.
+    """
+    labels, root = clusters(mask, periodic)
+    if root.size == 1:
+        return np.zeros_like(mask, dtype=bool), 0, 0
     first = np.unique(root[_present(labels[0])])
     last = np.unique(root[_present(labels[-1])])
     through = np.intersect1d(first, last)
-    clusters = np.unique(root[1:])
+    n_clusters = np.unique(root[1:]).size
     keep_label = np.isin(root, through)
     keep_label[0] = False
     keep = keep_label[labels]
-    return keep, int(clusters.size), int(clusters.size - through.size)
+    return keep, int(n_clusters), int(n_clusters - through.size)
 
 
 def _present(face):
