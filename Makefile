@@ -32,8 +32,10 @@ demo: $(VENV)/.base
 test: $(VENV)/.test
 	$(PY) -m pytest -q --durations=25 $(PYTEST_ARGS)
 
+# Each benchmark is a script (minutes to hours): `make bench NAME=pfib` runs
+# benchmarks/bench_pfib.py; its results land in benchmarks/results/.
 bench: $(VENV)/.test
-	$(PY) benchmarks/run_all.py
+	$(PY) benchmarks/bench_$(NAME).py
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache

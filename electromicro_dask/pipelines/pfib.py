@@ -14,12 +14,16 @@ For each sample (seed 001: pristine, cycled to 4.4 V and to 4.7 V):
    ``profile``: the phase fractions through the thickness (Fig. 1D); ``cbd_network``: the
    CBD's connectivity (largest aggregate's share, Fig. 6).
 
+5. ``wetting`` (for the samples named in ``wetting_samples``): the segmentation resampled
+   to cubic ``wetting_voxel_um`` voxels and filled with electrolyte from the separator face
+   (:func:`transport.wetting`, seed 001 Fig. S7); the saturation is stored on the sample's
+   grid with the wetted fraction against time in its attrs.
+
 The ``study`` table puts the samples side by side with every quantity's relative change
 against the ``reference`` sample, for the segmentation and for the truth, so the report
 shows how much of a known change the chain recovers.
 
-Not yet here (issue 13): resampling to cubic voxels with the flow simulation, wetting,
-measured stacks as input.
+Not yet here (issue 13): the flow simulation in the pipeline, measured stacks as input.
 """
 
 from __future__ import annotations
@@ -53,6 +57,12 @@ PARAMETERS = {
     "pore_back": True,
     "seed": 1,                        # one electrode, seen before and after cycling
     "chunk": [48, 64, 64],
+    # electrolyte wetting (lattice Boltzmann, a GPU job at full size): samples, cubic voxel
+    # size of the lattice, contact angle [deg], step limit
+    "wetting_samples": [],
+    "wetting_voxel_um": 0.1,
+    "contact_angle": 30.0,
+    "wetting_max_steps": 20000,
 }
 
 _SAMPLE_KEYS = ("cycling", "contact_loss", "seed")
@@ -64,6 +74,10 @@ def validate(params):
     if params["reference"] not in samples:
         raise InputError("parameters.reference", f"one of {sorted(samples)}, got "
                          f"{params['reference']!r}")
+    unknown = set(params["wetting_samples"]) - set(samples)
+    if unknown:
+        raise InputError("parameters.wetting_samples", f"names among {sorted(samples)}, got "
+                         f"{sorted(unknown)}")
 
 
 def make_truth(shape, voxel_size_um, particle_radius_um, crack_fraction, crack_width_um,
@@ -107,6 +121,26 @@ def measures(phases, truth):
     return {"segmented": _quantities(phases), "truth": _quantities(truth)}
 
 
+def wet(phases, voxel_um, contact_angle, max_steps):
+    """Electrolyte saturation after filling from the separator face, on the sample's grid."""
+    from ..filters import resample
+    from ..transport import wetting
+
+    cubic = resample(phases, float(voxel_um), method="nearest")
+    r = wetting(cubic, phase=["pore", "crack"], contact_angle=float(contact_angle),
+                max_steps=int(max_steps), record_every=50)
+    sat = r.saturation.sel({d: phases[d].values for d in phases.dims}, method="nearest")
+    sat = sat.assign_coords({d: phases[d].values for d in phases.dims})
+    h = r.history
+    return sat.chunk(dict(zip(phases.dims, phases.data.chunksize))).assign_attrs(
+        wetted_fraction=r.wetted_fraction,
+        t97_s=float(r.t97_s) if np.isfinite(r.t97_s) else None,   # JSON has no NaN
+        trapped_fraction=r.trapped_fraction, n_trapped=r.n_trapped, step_s=r.step_s,
+        steps=r.steps, converged=r.converged, contact_angle=r.contact_angle,
+        voxel_um=float(voxel_um), history_time_s=[float(v) for v in h["time"].values],
+        history_wetted_fraction=[float(v) for v in h["wetted_fraction"].values])
+
+
 def profile(phases):
     return measure.profile(phases, axis="z")
 
@@ -148,6 +182,10 @@ def stages(p):
             Stage(f"{pre}measures", measures, inputs=(f"{pre}phases", f"{pre}truth")),
             Stage(f"{pre}profile", profile, inputs=(f"{pre}phases",)),
         ]
+        if s in p["wetting_samples"]:
+            out.append(Stage(f"{pre}wetting", wet, inputs=(f"{pre}phases",), params=dict(
+                voxel_um=p["wetting_voxel_um"], contact_angle=p["contact_angle"],
+                max_steps=p["wetting_max_steps"])))
     out.append(Stage("study", study, inputs=tuple(f"{s}_measures" for s in names),
                      params=dict(names=names, reference=p["reference"])))
     return out
@@ -204,4 +242,20 @@ def summarize(store, params):
     ax3.legend(fontsize=7)
     fig3.tight_layout()
     figures["histograms"] = fig3
+    wet_names = [n for n in names if n in params["wetting_samples"]]
+    if wet_names:
+        fig4, ax4 = plt.subplots(figsize=(6, 4))
+        summary["wetting"] = {}
+        for n in wet_names:
+            a = ds[f"{n}_wetting"].attrs
+            ax4.plot(np.asarray(a["history_time_s"]) * 1e6, a["history_wetted_fraction"], label=n)
+            summary["wetting"][n] = {k: a[k] for k in ("wetted_fraction", "t97_s",
+                                                       "trapped_fraction", "n_trapped")}
+        ax4.axhline(0.97, ls=":", c="k")
+        ax4.set_xlabel("time (us)")
+        ax4.set_ylabel("wetted pore fraction")
+        ax4.set_title(f"electrolyte wetting, {params['contact_angle']:g} deg")
+        ax4.legend(fontsize=7)
+        fig4.tight_layout()
+        figures["wetting"] = fig4
     return summary, figures, tables

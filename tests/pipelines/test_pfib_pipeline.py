@@ -22,7 +22,8 @@ def _recipe(**over):
 
 
 def test_three_sample_study_reports_changes_against_the_reference(tmp_path):
-    rec = _recipe(shape=[32, 96, 96], chunk=[32, 48, 48])
+    rec = _recipe(shape=[32, 96, 96], chunk=[32, 48, 48], wetting_samples=["pristine"],
+                  wetting_voxel_um=0.2, wetting_max_steps=1500)
     store = tmp_path / "p.zarr"
     res = run(rec, store=store, out=tmp_path / "rep", quiet=True)
     ds = open_store(store)
@@ -49,13 +50,27 @@ def test_three_sample_study_reports_changes_against_the_reference(tmp_path):
     prof = open_table(store, "v4_7_profile")
     assert set(prof.columns) == {"am", "crack", "cbd", "pore"} and len(prof) == 32
     np.testing.assert_allclose(prof.sum(axis=1), 1.0)
-    for fig in ("profiles", "slices", "histograms"):
+    # wetting of the pristine sample (on 0.2 um voxels): saturation brought back to the
+    # sample's grid, defined in the pore space (up to the coarser lattice's voxels)
+    sat = ds["pristine_wetting"]
+    assert sat.dims == ds["pristine_phases"].dims and sat.shape == ds["pristine_phases"].shape
+    ph = ds["pristine_phases"].values
+    s = sat.values
+    assert np.nanmin(s) >= 0 and np.nanmax(s) <= 1
+    assert abs(np.isnan(s).mean() - np.isin(ph, (1, 2)).mean()) < 0.05
+    frac = sat.attrs["history_wetted_fraction"]
+    assert frac[0] == 0 and frac[-1] == pytest.approx(sat.attrs["wetted_fraction"]) and frac[-1] > 0.5
+    assert res.summary["wetting"]["pristine"]["wetted_fraction"] == frac[-1]
+    assert "v4_4_wetting" not in ds
+    for fig in ("profiles", "slices", "histograms", "wetting"):
         assert (tmp_path / "rep" / f"{fig}.png").stat().st_size > 5000
 
 
 def test_bad_study_recipes(tmp_path):
     with pytest.raises(InputError, match="reference"):
         run(_recipe(reference="v5"), store=tmp_path / "a.zarr", quiet=True)
+    with pytest.raises(InputError, match="wetting_samples"):
+        run(_recipe(wetting_samples=["v5"]), store=tmp_path / "c.zarr", quiet=True)
     with pytest.raises(InputError, match="samples"):
         run(_recipe(samples={"a": {"voltage": 4.4}}, reference="a"), store=tmp_path / "b.zarr",
             quiet=True)
