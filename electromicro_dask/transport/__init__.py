@@ -12,4 +12,5 @@ from .sweeps import sweep
 from .infiltration import WettingResult, wetting
 
 __all__ = ["tortuosity_factor", "effective_conductivity", "permeability", "flow_tortuosity",
-           "sweep", "wetting", "WettingResult", "TortuosityResult", "ConductivityResult", "FlowResult"]
+           "wetting", "sweep", "TortuosityResult", "ConductivityResult", "FlowResult",
+           "WettingResult"]

@@ -120,6 +120,24 @@ def load_segmentation(phases, axis):
     return seg, phase_table(seg), spacing, order
 
 
+def cubic(seg, axis, what):
+    """Lattice Boltzmann needs cubic voxels: a segmentation with anisotropic ones is
+    resampled (nearest phase, lazily) to cubic voxels of its smallest size, with a warning.
+    Returns ``load_segmentation``'s tuple for the (possibly resampled) segmentation."""
+    import warnings
+
+    seg, table, spacing, order = load_segmentation(seg, axis)
+    h = oriented_spacing(seg, order, spacing)[:seg.ndim]
+    if np.allclose(h, h[0], rtol=1e-6):
+        return seg, table, spacing, order
+    from ..filters import resample
+
+    target = min(h)
+    warnings.warn(f"{what}: lattice Boltzmann needs cubic voxels; resampling the segmentation "
+                  f"from {h} um to {target:g} um (nearest phase)", UserWarning, stacklevel=3)
+    return load_segmentation(resample(seg, target, method="nearest"), axis)
+
+
 def compute_oriented(seg, order, label):
     (arr,) = compute(seg.data, label=label)
     arr = np.asarray(arr)

@@ -24,7 +24,7 @@ import numpy as np
 import xarray as xr
 
 from ..core.errors import InputError
-from ._common import (_threads, _torch, check_memory, codes_for, compute_oriented,
+from ._common import (_threads, _torch, check_memory, codes_for, compute_oriented, cubic,
                       load_segmentation, oriented_spacing, percolating, resolve_device,
                       resolve_dtype)
 from .diffusion import _Scalars
@@ -148,9 +148,8 @@ def _flow(phases, phase, axis, device, tol, max_steps, periodic, mirror, dtype, 
     codes = codes_for(table, phase, "phase")
     if seg.ndim != 3:
         raise InputError("phases", f"a 3D (z, y, x) segmentation for flow, got dims {seg.ndim}")
+    seg, table, spacing_map, order = cubic(seg, axis, "permeability")
     h = oriented_spacing(seg, order, spacing_map)
-    if not np.allclose(h, h[0], rtol=1e-6):
-        raise InputError("phases", f"cubic voxels for lattice Boltzmann, got sizes {h} um")
     if not (isinstance(tol, (int, float)) and 0 < tol < 1):
         raise InputError("tol", f"a relative change in (0, 1), got {tol!r}")
     if not (isinstance(max_steps, (int, np.integer)) and max_steps >= 1):
@@ -231,7 +230,9 @@ def permeability(phases, phase="pore", axis="z", device="auto", tol=1e-6, max_st
     Parameters
     ----------
     phases : xarray.DataArray
-        3D segmentation with ``attrs["phases"]`` and cubic voxels.
+        3D segmentation with ``attrs["phases"]``; anisotropic voxels are resampled (nearest
+        phase) to cubic voxels of the smallest size first, with a warning, and the velocity
+        is returned on that grid.
     phase : str or list of str
         The pore phase(s) the fluid fills.
     axis : str

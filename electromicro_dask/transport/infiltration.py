@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import math
 import time
-import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -27,7 +26,7 @@ import xarray as xr
 
 from ..core.errors import InputError
 from . import _shan_chen as sc
-from ._common import (_threads, check_memory, clusters, codes_for, compute_oriented, load_segmentation,
+from ._common import (_threads, check_memory, clusters, codes_for, compute_oriented, cubic,
                       oriented_spacing, resolve_device, resolve_dtype)
 from .diffusion import _Scalars
 
@@ -197,7 +196,7 @@ def wetting(phases, phase="pore", axis="z", inlet="max", contact_angle=30.0, out
     >>> r.wetted_fraction > 0.95, r.t97_s < 1e-5
     (True, True)
     """
-    seg, table, spacing, order = load_segmentation(phases, axis)
+    seg, table, spacing, order = cubic(phases, axis, "wetting")
     codes = codes_for(table, phase, "phase")
     if inlet not in ("max", "min"):
         raise InputError("inlet", f'"max" or "min" (the face of {axis!r} the electrolyte '
@@ -213,16 +212,6 @@ def wetting(phases, phase="pore", axis="z", inlet="max", contact_angle=30.0, out
     if not (isinstance(tol, (int, float)) and 0 < tol < 1):
         raise InputError("tol", f"a fraction in (0, 1), got {tol!r}")
     h = oriented_spacing(seg, order, spacing)
-    if not np.allclose(h[:seg.ndim], h[0], rtol=1e-6):
-        from ..filters import resample
-
-        target = min(h[:seg.ndim])
-        warnings.warn(f"wetting: lattice Boltzmann needs cubic voxels; resampling the "
-                      f"segmentation from {h} um to {target:g} um (nearest phase)",
-                      UserWarning, stacklevel=2)
-        seg = resample(seg, target, method="nearest")
-        seg, table, spacing, order = load_segmentation(seg, axis)
-        h = oriented_spacing(seg, order, spacing)
     dev = resolve_device(device)
     tdtype = resolve_dtype(dtype)
     n = int(np.prod(seg.shape))
