@@ -23,7 +23,10 @@ The ``study`` table puts the samples side by side with every quantity's relative
 against the ``reference`` sample, for the segmentation and for the truth, so the report
 shows how much of a known change the chain recovers.
 
-Not yet here (issue 13): the flow simulation in the pipeline, measured stacks as input.
+6. ``flow`` (for ``flow_samples``): permeability and flow tortuosity of pore + crack along z
+   on the same cubic voxels (seed 001 Table S1).
+
+Not yet here (issue 13): measured stacks as input.
 """
 
 from __future__ import annotations
@@ -60,6 +63,10 @@ PARAMETERS = {
     # electrolyte wetting (lattice Boltzmann, a GPU job at full size): samples, cubic voxel
     # size of the lattice, contact angle [deg], step limit
     "wetting_samples": [],
+    # Stokes flow through pore + crack along z (seed 001 Table S1: flow tortuosity about
+    # 1.5), on cubic ``wetting_voxel_um`` voxels too; samples, step limit
+    "flow_samples": [],
+    "flow_max_steps": 50000,
     "wetting_voxel_um": 0.1,
     "contact_angle": 30.0,
     "wetting_max_steps": 20000,
@@ -74,10 +81,11 @@ def validate(params):
     if params["reference"] not in samples:
         raise InputError("parameters.reference", f"one of {sorted(samples)}, got "
                          f"{params['reference']!r}")
-    unknown = set(params["wetting_samples"]) - set(samples)
-    if unknown:
-        raise InputError("parameters.wetting_samples", f"names among {sorted(samples)}, got "
-                         f"{sorted(unknown)}")
+    for key in ("wetting_samples", "flow_samples"):
+        unknown = set(params[key]) - set(samples)
+        if unknown:
+            raise InputError(f"parameters.{key}", f"names among {sorted(samples)}, got "
+                             f"{sorted(unknown)}")
 
 
 def make_truth(shape, voxel_size_um, particle_radius_um, crack_fraction, crack_width_um,
@@ -141,6 +149,18 @@ def wet(phases, voxel_um, contact_angle, max_steps):
         history_wetted_fraction=[float(v) for v in h["wetted_fraction"].values])
 
 
+def flow(phases, voxel_um, max_steps):
+    """Permeability and flow tortuosity through pore + crack along z (cubic voxels)."""
+    from ..filters import resample
+    from ..transport import flow_tortuosity
+
+    r = flow_tortuosity(resample(phases, float(voxel_um), method="nearest"),
+                        phase=["pore", "crack"], axis="z", max_steps=int(max_steps))
+    return {"permeability_um2": r.permeability, "flow_tortuosity": r.tau,
+            "porosity": r.porosity, "converged": r.converged, "steps": r.iterations,
+            "voxel_um": float(voxel_um)}
+
+
 def profile(phases):
     return measure.profile(phases, axis="z")
 
@@ -182,6 +202,9 @@ def stages(p):
             Stage(f"{pre}measures", measures, inputs=(f"{pre}phases", f"{pre}truth")),
             Stage(f"{pre}profile", profile, inputs=(f"{pre}phases",)),
         ]
+        if s in p["flow_samples"]:
+            out.append(Stage(f"{pre}flow", flow, inputs=(f"{pre}phases",), params=dict(
+                voxel_um=p["wetting_voxel_um"], max_steps=p["flow_max_steps"])))
         if s in p["wetting_samples"]:
             out.append(Stage(f"{pre}wetting", wet, inputs=(f"{pre}phases",), params=dict(
                 voxel_um=p["wetting_voxel_um"], contact_angle=p["contact_angle"],
@@ -242,6 +265,14 @@ def summarize(store, params):
     ax3.legend(fontsize=7)
     fig3.tight_layout()
     figures["histograms"] = fig3
+    flow_names = [n for n in names if n in params["flow_samples"]]
+    if flow_names:
+        import pandas as pd
+
+        flows = pd.DataFrame({n: open_table(store, f"{n}_flow") for n in flow_names}).T
+        tables["flow (Table S1)"] = flows
+        summary["flow_tortuosity"] = {n: float(flows.loc[n, "flow_tortuosity"])
+                                      for n in flow_names}
     wet_names = [n for n in names if n in params["wetting_samples"]]
     if wet_names:
         fig4, ax4 = plt.subplots(figsize=(6, 4))

@@ -23,7 +23,8 @@ def _recipe(**over):
 
 def test_three_sample_study_reports_changes_against_the_reference(tmp_path):
     rec = _recipe(shape=[32, 96, 96], chunk=[32, 48, 48], wetting_samples=["pristine"],
-                  wetting_voxel_um=0.2, wetting_max_steps=1500)
+                  wetting_voxel_um=0.2, wetting_max_steps=1500, flow_samples=["v4_7"],
+                  flow_max_steps=2000)
     store = tmp_path / "p.zarr"
     res = run(rec, store=store, out=tmp_path / "rep", quiet=True)
     ds = open_store(store)
@@ -62,6 +63,10 @@ def test_three_sample_study_reports_changes_against_the_reference(tmp_path):
     assert frac[0] == 0 and frac[-1] == pytest.approx(sat.attrs["wetted_fraction"]) and frac[-1] > 0.5
     assert res.summary["wetting"]["pristine"]["wetted_fraction"] == frac[-1]
     assert "v4_4_wetting" not in ds
+    # flow of v4_7 (a short run here: the plumbing; transport's tests check the physics)
+    fl = open_table(store, "v4_7_flow")
+    assert fl["steps"] <= 2000 and 1.0 < fl["flow_tortuosity"] < 3.0 and fl["permeability_um2"] > 0
+    assert res.summary["flow_tortuosity"]["v4_7"] == fl["flow_tortuosity"]
     for fig in ("profiles", "slices", "histograms", "wetting"):
         assert (tmp_path / "rep" / f"{fig}.png").stat().st_size > 5000
 
