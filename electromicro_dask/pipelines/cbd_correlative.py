@@ -44,7 +44,7 @@ from .. import measure, register, segment
 from ..core.errors import ConvergenceError, InputError
 from ..core.store import open_store, open_table
 from ..filters import gaussian
-from ..synth.correlative import correlative, correlative_fibsem
+from ..synth.correlative import correlative_fibsem
 from . import cbd_trinarization as trin
 from .stage import Stage, check_groups
 
@@ -151,15 +151,8 @@ def read_tomogram(path, voxel_um, frame, chunk):
 def make_sample(recipe, frame, shape, factor, voxel_size_um, particle_radius_um,
                 cbd_gradient, blur_um, noise, seed, chunk):
     """Synthetic tomogram of an electrode made to its recipe's fractions, with its truth."""
-    ds = correlative(tuple(shape), factor=factor, voxel_size=voxel_size_um,
-                     fractions={p: recipe[p] for p in _ORDER},
-                     particle_radius_um=tuple(particle_radius_um), cbd_gradient=cbd_gradient,
-                     blur_um=blur_um, noise=noise, seed=seed,
-                     chunks=(int(chunk),) * 3 if chunk else "auto")
-    out = ds[["grey", "truth"]].copy()
-    for p in _ORDER:
-        out[f"composition_{p}"] = ds["composition"].sel(phase=p, drop=True).assign_attrs(
-            units="um", long_name=f"true {p} fraction per voxel")
+    out = trin.synthetic_sample(shape, factor, voxel_size_um, {p: recipe[p] for p in _ORDER},
+                                particle_radius_um, cbd_gradient, blur_um, noise, seed, chunk)
     return _vars(out, frame)
 
 

@@ -70,6 +70,13 @@ def _chunks(chunk):
 
 def make_sample(size, factor, voxel_size_um, fractions, particle_radius_um, cbd_gradient,
                 blur_um, noise, seed, chunk):
+    """Synthetic correlative cube of ``size`` coarse voxels (see :func:`synthetic_sample`)."""
+    return synthetic_sample((int(size),) * 3, factor, voxel_size_um, fractions,
+                            particle_radius_um, cbd_gradient, blur_um, noise, seed, chunk)
+
+
+def synthetic_sample(shape, factor, voxel_size_um, fractions, particle_radius_um,
+                     cbd_gradient, blur_um, noise, seed, chunk):
     """Synthetic correlative sample: coarse grey values, truth, per-voxel composition.
 
     The fine truth behind a coarse block has ``factor**3`` times its voxels, so it is
@@ -77,7 +84,7 @@ def make_sample(size, factor, voxel_size_um, fractions, particle_radius_um, cbd_
     put together into the store's chunks.
     """
     gen = _chunks(min(int(chunk), _GEN_CHUNK)) if chunk else _chunks(chunk)
-    ds = correlative((size,) * 3, factor=factor, voxel_size=voxel_size_um, fractions=fractions,
+    ds = correlative(tuple(shape), factor=factor, voxel_size=voxel_size_um, fractions=fractions,
                      particle_radius_um=tuple(particle_radius_um), cbd_gradient=cbd_gradient,
                      blur_um=blur_um, noise=noise, seed=seed, chunks=gen)
     if chunk and int(chunk) > _GEN_CHUNK:
