@@ -27,7 +27,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _memory import WorkerPeak  # noqa: E402
+from _memory import measured_run, stage_rows, tune_malloc  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 RECIPE = HERE.parent / "workflows" / "cbd_trinarization.yaml"
@@ -83,18 +83,8 @@ def main():
     if args.pause is not None:
         dask.config.set({"distributed.worker.memory.pause": float(args.pause)})
     if args.malloc == "tuned":
-        environ = dict(dask.config.get("distributed.nanny.pre-spawn-environ"))
-        environ.update(MALLOC_ARENA_MAX=2, MALLOC_MMAP_THRESHOLD_=262144)
-        dask.config.set({"distributed.nanny.pre-spawn-environ": environ})
-    with LocalCluster(n_workers=args.workers, threads_per_worker=1, memory_limit=limit,
-                      dashboard_address=None) as cluster, Client(cluster) as client:
-        workers = set(client.scheduler_info()["workers"])
-        t = time.perf_counter()
-        with WorkerPeak(client) as wp:
-            res = emd.run(recipe, store=store, client=client, report=True, quiet=False,
-                          force=force)
-        wall = time.perf_counter() - t
-        same = set(client.scheduler_info()["workers"]) == workers
+        tune_malloc()
+    res, wp, wall, same = measured_run(recipe, store, args.workers, limit, force, report=True)
     summ = res.summary
     err = max(summ["max_fraction_error_per_method"].values())
     nbytes = sum(f.stat().st_size for f in store.rglob("*") if f.is_file())
@@ -131,11 +121,7 @@ def main():
         "| stage | status | s | worker memory at end (MiB) |",
         "|---|---|---|---|",
     ]
-    end = 0.0
-    for s in res.stages:
-        end += s["seconds"]
-        lines.append(f"| {s['stage']} | {s['status']} | {s['seconds']:.1f} | "
-                     f"{wp.at(end) / 2**20:.0f} |")
+    lines += stage_rows(res.stages, wp)
     Path(args.out).write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     tmp.cleanup()

@@ -26,6 +26,9 @@ import functools
 import numpy as np
 
 from ._common import _torch
+from ._d3q19 import C as _C
+from ._d3q19 import OPP as _OPP
+from ._d3q19 import W as _W
 
 __all__ = []
 
@@ -45,13 +48,6 @@ ANGLE_TABLE = (
     (1.8, 23.6),
 )
 
-_C = np.array([[0, 0, 0],
-               [1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1],
-               [1, 1, 0], [-1, -1, 0], [1, -1, 0], [-1, 1, 0],
-               [1, 0, 1], [-1, 0, -1], [1, 0, -1], [-1, 0, 1],
-               [0, 1, 1], [0, -1, -1], [0, 1, -1], [0, -1, 1]])
-_W = np.array([1 / 3] + [1 / 18] * 6 + [1 / 36] * 12)
-_OPP = np.array([0, 2, 1, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15, 18, 17])
 
 #: Bytes per voxel of a run: populations and post-collision copy (2 x 19 values), the
 #: streaming and neighbour index tables (37 int64) and a few fields.

@@ -27,17 +27,13 @@ from ..core.errors import InputError
 from ._common import (_threads, _torch, check_memory, codes_for, compute_oriented, cubic,
                       load_segmentation, oriented_spacing, percolating, resolve_device,
                       resolve_dtype)
+from ._d3q19 import C as _C
+from ._d3q19 import OPP as _OPP
+from ._d3q19 import W as _W
 from .diffusion import _Scalars
 
 __all__ = ["FlowResult", "permeability", "flow_tortuosity"]
 
-_C = np.array([[0, 0, 0],
-               [1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1],
-               [1, 1, 0], [-1, -1, 0], [1, -1, 0], [-1, 1, 0],
-               [1, 0, 1], [-1, 0, -1], [1, 0, -1], [-1, 0, 1],
-               [0, 1, 1], [0, -1, -1], [0, 1, -1], [0, -1, 1]])
-_W = np.array([1 / 3] + [1 / 18] * 6 + [1 / 36] * 12)
-_OPP = np.array([0, 2, 1, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15, 18, 17])
 _LAMBDA = 3.0 / 16.0
 
 
