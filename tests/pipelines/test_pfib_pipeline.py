@@ -67,7 +67,7 @@ def test_three_sample_study_reports_changes_against_the_reference(tmp_path):
     fl = open_table(store, "v4_7_flow")
     assert fl["steps"] <= 2000 and 1.0 < fl["flow_tortuosity"] < 3.0 and fl["permeability_um2"] > 0
     assert res.summary["flow_tortuosity"]["v4_7"] == fl["flow_tortuosity"]
-    for fig in ("profiles", "slices", "histograms", "wetting"):
+    for fig in ("profiles", "slices", "histograms", "wetting", "cbd_network"):
         assert (tmp_path / "rep" / f"{fig}.png").stat().st_size > 5000
 
 
