@@ -88,7 +88,7 @@ def electrode(shape, out_png):
     seg = synth.pfib_electrode(tuple(shape), (0.1, 0.1, 0.1), particle_radius_um=(0.8, 0.15),
                                seed=1, chunks=tuple(shape))["phases"]
     t0 = time.perf_counter()
-    r = wetting(seg, phase=["pore", "crack"], contact_angle=30.0, device="auto",
+    r = wetting(seg, phase=["pore", "crack"], contact_angle=45.0, device="auto",
                 max_steps=20000, record_every=50)
     wall = time.perf_counter() - t0
     h = r.history
@@ -152,7 +152,7 @@ def main():
     png = Path(args.out).with_name("wetting_electrode.png")
     r, wall = electrode(args.electrode, png)
     lines += ["", "## Synthetic PFIB electrode", "",
-              f"{tuple(args.electrode)} voxels of 0.1 um, pore + crack, 30 deg, gas outlet at the "
+              f"{tuple(args.electrode)} voxels of 0.1 um, pore + crack, 45 deg, gas outlet at the "
               f"current collector; {r.device}, {wall:.0f} s wall time, {r.steps} steps.", "",
               f"- wetted fraction {r.wetted_fraction:.4f}; 97 % reached at "
               f"{r.t97_s * 1e6:.3g} us" if np.isfinite(r.t97_s) else

@@ -68,7 +68,7 @@ PARAMETERS = {
     "flow_samples": [],
     "flow_max_steps": 50000,
     "wetting_voxel_um": 0.1,
-    "contact_angle": 30.0,
+    "contact_angle": 45.0,
     "wetting_max_steps": 20000,
 }
 

@@ -10,7 +10,7 @@ import pytest
 
 from electromicro_dask import synth
 from electromicro_dask.core import as_segmentation
-from electromicro_dask.core.errors import InputError
+from electromicro_dask.core.errors import ConvergenceError, InputError
 from electromicro_dask.transport import _shan_chen as sc
 from electromicro_dask.transport import wetting
 
@@ -147,3 +147,12 @@ def test_bad_input_names_the_argument(kwargs, argument):
     seg = _electrode((8, 8, 8))
     with pytest.raises(InputError, match=argument):
         wetting(seg, device="cpu", **kwargs)
+
+
+def test_an_unstable_run_stops_with_the_reason():
+    # 30 deg around the one- and two-voxel pores of this electrode pulls the liquid past
+    # its spinodal within ~100 steps: the run must stop and say so, not return zeros.
+    seg = _electrode((32, 64, 64), seed=1)
+    with pytest.raises(ConvergenceError, match="unstable"):
+        wetting(seg, phase=["pore", "crack"], contact_angle=30, device="cpu", max_steps=300,
+                record_every=25)
