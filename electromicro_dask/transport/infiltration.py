@@ -258,6 +258,10 @@ def wetting(phases, phase="pore", axis="z", inlet="max", contact_angle=45.0, out
     steps = max_steps
     if duration is not None:
         steps = min(max_steps, max(1, math.ceil(duration / step_s)))
+    msg = []
+    if not reach.any():
+        steps = 0
+        msg.append(f"no {phase!r} voxel is connected to the inlet face: nothing can be wetted")
 
     torch = sc._torch()
     interior = (slice(lo, lo + arr.shape[0]), slice(side, side + arr.shape[1]),
@@ -315,8 +319,7 @@ def wetting(phases, phase="pore", axis="z", inlet="max", contact_angle=45.0, out
         profiles = np.asarray(rec_prof)[:, ::-1]
     else:
         profiles = np.asarray(rec_prof)
-    msg = []
-    if not converged:
+    if steps and not converged:
         msg.append(f"filling still changing after {rec_steps[-1]} steps "
                    f"({times[-1]:.3g} s); wetted fraction {frac[-1]:.4f}")
     result_dims = seg.dims

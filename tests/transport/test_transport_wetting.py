@@ -132,6 +132,16 @@ def test_anisotropic_voxels_are_resampled_with_a_warning():
     assert r.saturation.shape == (12, 12, 12)
 
 
+def test_a_pore_space_cut_off_from_the_inlet_stays_dry():
+    a = np.zeros((8, 8, 8), "uint8")
+    a[-1] = 1                                   # a solid layer at the separator face
+    seg = as_segmentation(a, phases={0: "pore", 1: "am"}, voxel_size=0.1)
+    r = wetting(seg, device="cpu", max_steps=500, record_every=10)
+    assert r.steps == 0 and r.wetted_fraction == 0 and "connected to the inlet" in r.message
+    # the gas below it is connected to the outlet: not trapped
+    assert r.n_trapped == 0 and np.nanmax(r.saturation.values) == 0
+
+
 @pytest.mark.parametrize("kwargs, argument", [
     (dict(inlet="side"), "inlet"),
     (dict(axis="t"), "axis"),
