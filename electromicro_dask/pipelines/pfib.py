@@ -12,19 +12,17 @@ For each sample (seed 001: pristine, cycled to 4.4 V and to 4.7 V):
 4. ``measures``: phase fractions, crack volume per particle volume (Fig. 2C) and NMC-CBD
    contact area per particle surface (Fig. 2D), of the segmentation and of the truth;
    ``profile``: the phase fractions through the thickness (Fig. 1D); ``cbd_network``: the
-   CBD's connectivity (largest aggregate's share, Fig. 6).
-
+   CBD's connectivity (largest aggregate's share, Fig. 6);
 5. ``wetting`` (for the samples named in ``wetting_samples``): the segmentation resampled
    to cubic ``wetting_voxel_um`` voxels and filled with electrolyte from the separator face
    (:func:`transport.wetting`, seed 001 Fig. S7); the saturation is stored on the sample's
-   grid with the wetted fraction against time in its attrs.
+   grid with the wetted fraction against time in its attrs;
+6. ``flow`` (for ``flow_samples``): permeability and flow tortuosity of pore + crack along z
+   on the same cubic voxels (seed 001 Table S1).
 
 The ``study`` table puts the samples side by side with every quantity's relative change
 against the ``reference`` sample, for the segmentation and for the truth, so the report
 shows how much of a known change the chain recovers.
-
-6. ``flow`` (for ``flow_samples``): permeability and flow tortuosity of pore + crack along z
-   on the same cubic voxels (seed 001 Table S1).
 
 Not yet here (issue 13): measured stacks as input.
 """
@@ -63,13 +61,13 @@ PARAMETERS = {
     # electrolyte wetting (lattice Boltzmann, a GPU job at full size): samples, cubic voxel
     # size of the lattice, contact angle [deg], step limit
     "wetting_samples": [],
+    "wetting_voxel_um": 0.1,
+    "contact_angle": 45.0,
+    "wetting_max_steps": 20000,
     # Stokes flow through pore + crack along z (seed 001 Table S1: flow tortuosity about
     # 1.5), on cubic ``wetting_voxel_um`` voxels too; samples, step limit
     "flow_samples": [],
     "flow_max_steps": 50000,
-    "wetting_voxel_um": 0.1,
-    "contact_angle": 45.0,
-    "wetting_max_steps": 20000,
 }
 
 _SAMPLE_KEYS = ("cycling", "contact_loss", "seed")
