@@ -49,9 +49,9 @@ ANGLE_TABLE = (
 )
 
 
-#: Bytes per voxel of a run: populations and post-collision copy (2 x 19 values), the
-#: streaming and neighbour index tables (37 int64) and a few fields.
 def bytes_per_voxel(itemsize):
+    """Bytes per voxel of a run: populations and post-collision copy (2 x 19 values), the
+    streaming and neighbour index tables (37 int64) and a few fields."""
     return 2 * 19 * itemsize + 37 * 8 + 12 * itemsize
 
 

@@ -25,7 +25,7 @@ import xarray as xr
 
 from ..core.errors import InputError
 from ._common import (_threads, _torch, check_memory, codes_for, compute_oriented, cubic,
-                      load_segmentation, oriented_spacing, percolating, resolve_device,
+                      oriented_spacing, percolating, resolve_device,
                       resolve_dtype)
 from ._d3q19 import C as _C
 from ._d3q19 import OPP as _OPP
@@ -140,11 +140,10 @@ def _lbm(fluid, device, dtype, tol, max_steps, tau_plus, check_every, walls):
 
 def _flow(phases, phase, axis, device, tol, max_steps, periodic, mirror, dtype, tau_plus,
           check_every, max_memory_gib):
-    seg, table, spacing_map, order = load_segmentation(phases, axis)
+    seg, table, spacing_map, order = cubic(phases, axis, "permeability")
     codes = codes_for(table, phase, "phase")
     if seg.ndim != 3:
         raise InputError("phases", f"a 3D (z, y, x) segmentation for flow, got dims {seg.ndim}")
-    seg, table, spacing_map, order = cubic(seg, axis, "permeability")
     h = oriented_spacing(seg, order, spacing_map)
     if not (isinstance(tol, (int, float)) and 0 < tol < 1):
         raise InputError("tol", f"a relative change in (0, 1), got {tol!r}")
