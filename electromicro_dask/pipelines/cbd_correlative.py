@@ -7,10 +7,14 @@ For each electrode (seed 002: a single-layer and a two-layer cathode):
    calibrated to them.
 2. ``sample``: the synchrotron tomogram (synthetic: :func:`synth.correlative`, generated
    to the recipe's fractions, with its truth; measured: ``tomogram``, a file).
-3. ``compositions``: a FIB-SEM volume of a small region in its own frame (synthetic:
+3. ``surface_site``: an SEM surface scan around the FIB-SEM site (synthetic:
+   :func:`synth.correlative_surface`; measured: ``surface_scan`` with its pixel size, the
+   tomogram plane it shows and the site's position in it) is located in that tomogram
+   slice by SIFT and RANSAC (section 2.2, :func:`register.locate`), which gives the site.
+   ``compositions``: a FIB-SEM volume of a small region in its own frame (synthetic:
    :func:`synth.correlative_fibsem`, the same electrode seen through a known rotation,
-   offset and scale; measured: ``fibsem`` with ``fibsem_voxel_um`` and a rough
-   ``fibsem_center_um``) is trinarized (Otsu AM, a 2D U-Net trained on the
+   offset and scale; measured: ``fibsem`` with ``fibsem_voxel_um``, placed at the
+   located site or at a rough ``fibsem_center_um``) is trinarized (Otsu AM, a 2D U-Net trained on the
    ``annotations`` for pores vs CBD, slice-wise filling; section 3.3,
    :func:`segment.trinarize_fibsem`), registered into the tomogram (similarity, mutual
    information) and its phases are averaged into every tomogram voxel it covers
@@ -43,8 +47,9 @@ import xarray as xr
 from .. import measure, register, segment
 from ..core.errors import ConvergenceError, InputError
 from ..core.store import open_store, open_table
+from ..core.store import tables as store_tables
 from ..filters import gaussian
-from ..synth.correlative import correlative_fibsem
+from ..synth.correlative import correlative_fibsem, correlative_surface
 from . import cbd_trinarization as trin
 from .stage import Stage, check_groups
 
@@ -83,6 +88,8 @@ PARAMETERS = {
     # below this shared information the fit is rejected: aligned synthetic pairs share
     # 0.35 to 0.5, a FIB-SEM volume fitted 8 um from its true place 0.12
     "register_min_shared": 0.2,
+    "surface_scan_um": [13.0, 30.0],  # synthetic SEM surface scan (y, x); SIFT needs ~30 particles
+    "surface_min_inliers": 8,
     "composition_samples": 4,         # sub-samples per tomogram voxel and axis
     "edx_noise": 0.05,                # synthetic EDX map noise (fraction units)
     "mlp_size_voxels": 5,
@@ -100,7 +107,8 @@ _ELECTRODE_KEYS = ("solid_wt", "loading_mg_cm2", "seed", "cbd_gradient", "active
                    # measured data instead of the synthetic stand-ins
                    "tomogram", "tomogram_voxel_um", "fibsem", "fibsem_voxel_um",
                    "fibsem_center_um", "annotations", "label_names", "edx_map",
-                   "edx_pixel_um", "edx_dims")
+                   "edx_pixel_um", "edx_dims", "surface_scan", "surface_scan_pixel_um",
+                   "surface_scan_z_um", "fibsem_site_um")
 
 
 def validate(params):
@@ -116,6 +124,13 @@ def validate(params):
             missing = sorted({"tomogram", "fibsem", "annotations", "edx_map"} - set(measured))
             raise InputError(f"parameters.electrodes.{name}", "for measured data all of "
                              f"tomogram, fibsem, annotations and edx_map; missing {missing}")
+        if cfg.get("surface_scan"):
+            missing = [k for k in ("surface_scan_z_um", "fibsem_site_um") if cfg.get(k) is None]
+            if missing:
+                raise InputError(f"parameters.electrodes.{name}", "with a surface_scan also "
+                                 "surface_scan_z_um (the tomogram plane it shows) and "
+                                 f"fibsem_site_um (y, x of the FIB-SEM site in the scan); "
+                                 f"missing {missing}")
     if len(params["shape"]) != 3 or min(params["shape"]) < 8:
         raise InputError("parameters.shape", f"three sizes of at least 8, got {params['shape']}")
     if params["n_cutouts"] < 1:
@@ -192,18 +207,59 @@ def _fibsem_input(recipe, fibsem, fibsem_voxel_um, annotations, label_names, syn
     return fib["grey"], fib["truth"], ann, {0: "pore", 1: "cbd", 2: "am"}, dict(fib.attrs)
 
 
-def compositions(like, recipe, frame, synthetic, unet_steps, unet_batch_size, iterations,
-                 samples, margin_um, smooth_um, min_shared, seed, fibsem=None, fibsem_voxel_um=None, fibsem_center_um=None,
-                 annotations=None, label_names=None):
+def surface_site(like, recipe, synthetic, extent_um, min_inliers, seed, surface_scan=None,
+                 surface_scan_pixel_um=None, surface_scan_z_um=None, fibsem_site_um=None):
+    """The FIB-SEM site in the tomogram from an SEM surface scan (seed 002 section 2.2).
+
+    The scan (a 2D file, ``surface_scan`` with ``surface_scan_pixel_um``, showing the
+    tomogram plane at ``surface_scan_z_um``, the site at ``fibsem_site_um`` (y, x) in the
+    scan's own coordinates; or synthetic: :func:`synth.correlative_surface` around the
+    FIB-SEM cube of ``synthetic``) is located in that tomogram slice by SIFT features and
+    RANSAC (:func:`register.locate`); the site's position follows from the found
+    similarity.
+    """
+    if surface_scan:
+        from ..io import read_tiff
+
+        scan = read_tiff(surface_scan, voxel_size=surface_scan_pixel_um, dims=("y", "x"))
+        scan = scan.compute()
+        z, site_in_scan, truth = float(surface_scan_z_um), fibsem_site_um, None
+    else:
+        fractions = {p: recipe[p] for p in _ORDER}
+        geo = {k: tuple(v) if isinstance(v, list) else v for k, v in synthetic.items()
+               if k in ("shape", "factor", "voxel_size", "particle_radius_um", "cbd_gradient",
+                        "seed")}
+        scan = correlative_surface(offset_um=tuple(synthetic["offset_um"]),
+                                   extent_um=tuple(extent_um), fractions=fractions, **geo)
+        truth = np.asarray(scan.attrs["site_um"])
+        z, site_in_scan = scan.attrs["z_um"], scan.attrs["site_in_scan_um"]
+    ref = like.sel(z=z, method="nearest").compute()
+    loc = register.locate(scan, ref, min_inliers=int(min_inliers), seed=int(seed))
+    yx = loc.matrix @ np.array([float(site_in_scan[0]), float(site_in_scan[1]), 1.0])
+    out = {"site_um": [float(z), float(yx[0]), float(yx[1])],
+           "angle_deg": loc.angle_deg, "scale": loc.scale, "residual_um": loc.residual_um,
+           "inliers": loc.inliers, "matches": loc.matches}
+    if truth is not None:
+        step = min(float(abs(like[d].values[1] - like[d].values[0])) for d in ("y", "x"))
+        out.update(true_site_um=[float(v) for v in truth],
+                   true_angle_deg=float(scan.attrs["angle_deg"]),
+                   site_error_coarse_voxels=float(np.hypot(*(yx[:2] - truth[1:])) / step))
+    return out
+
+
+def compositions(like, recipe, site=None, *, frame, synthetic, unet_steps, unet_batch_size,
+                 iterations, samples, margin_um, smooth_um, min_shared, seed, fibsem=None,
+                 fibsem_voxel_um=None, fibsem_center_um=None, annotations=None,
+                 label_names=None):
     """The FIB-SEM side of the chain, reduced to the tomogram's grid.
 
     The FIB-SEM volume (a file, ``fibsem``, with label images of a few slices,
     ``annotations``; or synthetic: :func:`synth.correlative_fibsem` with the parameters
     ``synthetic``, a known transform) is trinarized (:func:`_fib_phases`), registered into
-    the tomogram region around ``fibsem_center_um`` (default: where its stated coordinates
-    put it; seed 002 finds the region with an SEM surface scan, :func:`register.locate`)
-    as a similarity (its voxel size is known to a few percent), and its phases are
-    averaged into the tomogram voxels it covers.
+    the tomogram region around ``fibsem_center_um`` (default: the site found by the SEM
+    surface scan, :func:`surface_site`, or, without a scan, where the FIB-SEM volume's
+    stated coordinates put it) as a similarity (its voxel size is known to a few percent),
+    and its phases are averaged into the tomogram voxels it covers.
     """
     grey, truth, ann, names, true_transform = _fibsem_input(
         recipe, fibsem, fibsem_voxel_um, annotations, label_names, synthetic)
@@ -215,7 +271,12 @@ def compositions(like, recipe, frame, synthetic, unet_steps, unet_batch_size, it
                                         / max(1, ((seg.values == k) | (t == k)).sum()))
                                for k, p in enumerate(_ORDER)}
     stated = np.array([float(grey[d].mean()) for d in ("z", "y", "x")])
-    center = stated if fibsem_center_um is None else np.asarray(fibsem_center_um, float)
+    if fibsem_center_um is not None:
+        center = np.asarray(fibsem_center_um, float)
+    elif site:
+        center = np.asarray(site["site_um"], float)
+    else:
+        center = stated
     half = np.array([float(grey[d].max() - grey[d].min()) / 2 for d in ("z", "y", "x")])
     # only the tomogram region around the FIB-SEM volume: in the whole tomogram it would
     # be too small a share to judge the fit by
@@ -392,8 +453,20 @@ def stages(p):
         if files.get("fibsem"):
             files["fibsem"] = str(files["fibsem"])
             files["annotations"] = {str(k): str(v) for k, v in files.get("annotations", {}).items()}
+        scan = {k: cfg[k] for k in ("surface_scan", "surface_scan_pixel_um",
+                                    "surface_scan_z_um", "fibsem_site_um") if cfg.get(k) is not None}
+        site = ()
+        if scan or not real:
+            if scan:
+                scan["surface_scan"] = str(scan["surface_scan"])
+            out.append(Stage(f"{pre}surface_site", surface_site,
+                             inputs=(f"{pre}grey", f"{pre}recipe"),
+                             params=dict(synthetic=synthetic, extent_um=list(p["surface_scan_um"]),
+                                         min_inliers=p["surface_min_inliers"], seed=seed, **scan)))
+            site = (f"{pre}surface_site",)
         out += [
-            Stage(f"{pre}compositions", compositions, inputs=(f"{pre}grey", f"{pre}recipe"),
+            Stage(f"{pre}compositions", compositions,
+                  inputs=(f"{pre}grey", f"{pre}recipe") + site,
                   params=dict(frame=e, synthetic=synthetic, unet_steps=p["unet_steps"],
                               unet_batch_size=p["unet_batch_size"],
                               iterations=p["register_iterations"],
@@ -495,6 +568,7 @@ def summarize(store, params):
     import pandas as pd
 
     ds = open_store(store)
+    tables_in_store = set(store_tables(store))
     electrodes = list(params["electrodes"])
     summary, tables, figures = {"electrodes": {}}, {}, {}
     for e in electrodes:
@@ -518,6 +592,11 @@ def summarize(store, params):
         info = ds[f"{e}_reg_am"].attrs["correlative"]
         reg = {k: info[k] for k in ("scale", "angle_deg", "shared_information", "overlap",
                                     "iterations")}
+        if f"{e}_surface_site" in tables_in_store:
+            site = open_table(store, f"{e}_surface_site")
+            reg.update({f"surface_scan_{k}": site[k] for k in ("inliers", "residual_um")})
+            if "site_error_coarse_voxels" in site:
+                reg["surface_scan_site_error_coarse_voxels"] = site["site_error_coarse_voxels"]
         if info.get("true_transform"):
             reg.update(_registration_check(info, params))
         if synthetic:

@@ -27,7 +27,7 @@ from ..core.geometry import rotation_zyx
 from ..core.random import block_offsets, normal_block
 from .electrode import PHASES, electrode
 
-__all__ = ["correlative", "correlative_fibsem", "FIBSEM_CONTRAST"]
+__all__ = ["correlative", "correlative_fibsem", "correlative_surface", "FIBSEM_CONTRAST"]
 
 #: Grey values per phase for the coarse tomogram: AM bright, CBD only slightly brighter
 #: than pore (the low CBD/pore contrast seed 002 works against).
@@ -158,6 +158,13 @@ def correlative(shape, factor=4, voxel_size=0.5, fractions=None, particle_radius
 FIBSEM_CONTRAST = {"pore": 0.10, "cbd": 0.45, "am": 0.85}
 
 
+def _centre(shape, factor, voxel_size):
+    """The tomogram's centre (z, y, x) in um; its first voxel centre lies (factor - 1) / 2
+    fine voxels from 0 (see :func:`correlative`)."""
+    return np.array([(factor - 1) / 2 * voxel_size / factor + (k - 1) * voxel_size / 2
+                     for k in shape])
+
+
 def correlative_fibsem(shape, factor=4, voxel_size=0.5, fractions=None,
                        particle_radius_um=(2.0, 0.5), cbd_gradient=0.0, seed=0,
                        edge_voxels=64, rotation_deg=(3.0, -2.0, 1.0),
@@ -222,8 +229,7 @@ def correlative_fibsem(shape, factor=4, voxel_size=0.5, fractions=None,
         raise InputError("rotation_deg", "three angles (degrees) and three offsets (um)")
     contrast = dict(FIBSEM_CONTRAST, **(contrast or {}))
     n, s, h = int(edge_voxels), float(scale), voxel_size / factor
-    origin = (factor - 1) / 2 * h  # the coarse grid's first centre (see correlative)
-    c = np.array([origin + (k - 1) * voxel_size / 2 for k in shape])
+    c = _centre(shape, factor, voxel_size)
     R = rotation_zyx(*np.radians(np.asarray(rotation_deg, dtype=float)))
     t = np.asarray(offset_um, dtype=float)
     # stated coordinates: the cube's centre q0 = s c maps to c + t
@@ -263,3 +269,97 @@ def correlative_fibsem(shape, factor=4, voxel_size=0.5, fractions=None,
                 "scale": s, "fixed_to_moving": M_inv.tolist(), "seed": seed,
                 "true_voxel_size_um": h}
     return ds
+
+
+def correlative_surface(shape, factor=4, voxel_size=0.5, fractions=None,
+                        particle_radius_um=(2.0, 0.5), cbd_gradient=0.0, seed=0,
+                        offset_um=(0.4, -0.3, 0.2), extent_um=(13.0, 30.0), rotation_deg=3.0, contrast=None, noise=0.03):
+    """An SEM image of one plane of the fine truth behind :func:`correlative`, in its own frame.
+
+    Seed 002 (section 2.2) finds the FIB-SEM region in the synchrotron tomogram with an SEM
+    surface scan around the milling site, located in a tomogram slice by SIFT features
+    (:func:`electromicro_dask.register.locate`). Here the fine truth's plane through the
+    FIB-SEM site (the tomogram's centre shifted by ``offset_um``) is sampled (nearest fine voxel) on a rectangle of
+    ``extent_um`` centred on the tomogram's in-plane centre and turned by
+    ``rotation_deg`` about z, at the fine voxel size, with FIB-SEM contrast and noise.
+
+    Parameters
+    ----------
+    shape, factor, voxel_size, fractions, particle_radius_um, cbd_gradient, seed
+        As for :func:`correlative` (the same values give the same electrode).
+    offset_um : 3 floats
+        Shift (z, y, x) of the FIB-SEM site from the tomogram's centre in um (as for
+        :func:`correlative_fibsem`: the same value puts the scan over its cube).
+    extent_um : (float, float)
+        Size of the scan (y, x) in um. SIFT needs a few tens of particles in view: on
+        0.5 um tomogram voxels about 13 x 30 um.
+    rotation_deg : float
+        Rotation of the scan's frame about z (degrees).
+    contrast : dict, optional
+        Grey value per phase (default :data:`FIBSEM_CONTRAST`).
+    noise : float
+        Standard deviation of additive Gaussian noise.
+
+    Returns
+    -------
+    xarray.DataArray
+        float32 image, dims (y, x), coordinates from 0 in um (a plain SEM image);
+        ``attrs``: ``z_um`` (the plane), ``site_in_scan_um`` (the FIB-SEM site in the
+        scan's coordinates, what a user reads off the image), and the truth:
+        ``site_um``, ``center_um`` (tomogram y, x of the scan's centre), ``angle_deg``.
+
+    Examples
+    --------
+    >>> from electromicro_dask import synth
+    >>> scan = synth.correlative_surface((16, 32, 64), extent_um=(12.0, 24.0), seed=0)
+    >>> scan.dims, scan.attrs["z_um"]
+    (('y', 'x'), 3.875)
+    """
+    from scipy import ndimage
+
+    try:
+        shape = tuple(int(s) for s in shape)
+        ey, ex = (float(e) for e in extent_um)
+    except (TypeError, ValueError):
+        raise InputError("extent_um", f"two sizes (y, x) in um, got {extent_um!r}") from None
+    h = voxel_size / factor
+    c = _centre(shape, factor, voxel_size)
+    site = c + np.asarray(offset_um, dtype=float)
+    a = np.radians(float(rotation_deg))
+    R = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+    ny, nx = int(round(ey / h)), int(round(ex / h))
+    q = np.stack(np.meshgrid(h * np.arange(ny), h * np.arange(nx), indexing="ij"), -1)
+    q_c = h * (np.array([ny, nx]) - 1) / 2
+    p = (q - q_c) @ R.T + c[1:]
+    extent = np.array(shape) * voxel_size
+    if p.min() < 0 or np.any(p.reshape(-1, 2).max(0) > extent[1:]):
+        raise InputError("extent_um", f"a scan inside the tomogram's {extent[1:].tolist()} um "
+                         f"plane (turned by {rotation_deg} deg), got {[ey, ex]}")
+    if not 0 <= site[0] <= extent[0]:
+        raise InputError("offset_um", f"a site inside the tomogram's {extent[0]} um depth, "
+                         f"got {site[0]}")
+    fine = electrode(tuple(k * factor for k in shape), h, fractions=fractions,
+                     particle_radius_um=particle_radius_um, seed=seed,
+                     cbd_gradient=cbd_gradient)["phases"]
+    first = np.array([float(fine[d].values[0]) for d in ("z", "y", "x")])
+    zi = int(np.clip(round((site[0] - first[0]) / h), 0, shape[0] * factor - 1))
+    plane = np.asarray(fine.isel(z=zi).values)
+    lab = ndimage.map_coordinates(plane, np.moveaxis((p - first[1:]) / h, -1, 0), order=0,
+                                  mode="nearest").astype(np.uint8)
+    contrast = dict(FIBSEM_CONTRAST, **(contrast or {}))
+    lut = np.zeros(max(PHASES) + 1, np.float32)
+    for code, name in PHASES.items():
+        lut[code] = contrast[name]
+    rng = np.random.default_rng([seed, 7])
+    img = lut[lab] + rng.normal(0, noise, lab.shape).astype(np.float32)
+    out = xr.DataArray(img.astype(np.float32), dims=("y", "x"),
+                       coords={"y": h * np.arange(ny), "x": h * np.arange(nx)},
+                       attrs={"units": "um", "long_name": "SEM surface scan (synthetic)"})
+    for d in ("y", "x"):
+        out[d].attrs["units"] = "um"
+    # tomogram (y, x) -> scan coordinates: q = R^T (p - c) + q_c
+    site_in_scan = R.T @ (site[1:] - c[1:]) + q_c
+    out.attrs.update(z_um=float(first[0] + zi * h), site_in_scan_um=site_in_scan.tolist(),
+                     site_um=site.tolist(), center_um=c[1:].tolist(),
+                     angle_deg=float(rotation_deg), seed=seed)
+    return out

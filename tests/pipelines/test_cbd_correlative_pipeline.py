@@ -18,7 +18,7 @@ pytest.importorskip("torch")
 pytest.importorskip("SimpleITK")
 
 ROOT = Path(__file__).resolve().parents[2]
-SMALL = dict(shape=[20, 20, 60], fib_edge_voxels=64, unet_steps=40, unet_batch_size=4,
+SMALL = dict(shape=[20, 24, 60], surface_scan_um=[9.0, 26.0], fib_edge_voxels=64, unet_steps=40, unet_batch_size=4,
              mlp_max_epochs=20, mlp_max_samples=4000, kmeans_sample_voxels=5000)
 
 
@@ -47,6 +47,10 @@ def test_two_electrodes_from_recipe_to_report(tmp_path):
             assert max(abs(f[p] - want[p]) for p in want) < 0.005, (e, var, f)
         # registration against the known transform: within one coarse voxel, scale 2 %
         reg = summ[e]["registration"]
+        # the SEM surface scan, located by SIFT in a tomogram slice, finds the FIB-SEM site
+        # within two coarse voxels, and the registration starts there
+        assert reg["surface_scan_site_error_coarse_voxels"] < 2.0, reg
+        assert reg["surface_scan_inliers"] >= 8
         assert reg["max_position_error_coarse_voxels"] < 1.0, reg
         assert reg["scale_found"] == pytest.approx(1.02, rel=0.02)
         assert reg["rotation_error_deg"] < 1.0, reg
@@ -96,6 +100,11 @@ def test_bad_recipes_are_rejected_before_anything_runs(tmp_path):
     rec = _recipe(electrodes={"a-b": {"solid_wt": bad_wt, "loading_mg_cm2": 50.0}})
     with pytest.raises(InputError, match="electrodes"):
         run(rec, store=tmp_path / "b.zarr", quiet=True)
+    rec = _recipe(**SMALL)                # a surface scan whose plane and site are not given
+    rec["parameters"]["electrodes"]["single_layer"]["surface_scan"] = "scan.tif"
+    with pytest.raises(InputError, match="surface_scan_z_um.*fibsem_site_um"):
+        run(rec, store=tmp_path / "d.zarr", quiet=True)
+    assert not (tmp_path / "d.zarr").exists()
     rec = _recipe(fib_edge_voxels=200)   # a FIB-SEM cube larger than the tomogram
     with pytest.raises(InputError, match="edge_voxels"):
         run(rec, store=tmp_path / "c.zarr", quiet=True)
@@ -187,3 +196,26 @@ def test_measured_electrode_from_files(tmp_path):
     del electrode["edx_map"]
     with pytest.raises(InputError, match="edx_map"):
         run(_recipe(electrodes={"measured": electrode}), store=tmp_path / "n.zarr", quiet=True)
+
+
+def test_surface_scan_from_a_file_places_the_fibsem_site(tmp_path):
+    """A measured SEM surface scan (a plain 2D TIFF: coordinates from 0, pixel size given,
+    the site read off the image) is located in the tomogram slice it shows."""
+    import tifffile
+
+    from electromicro_dask import synth
+    from electromicro_dask.pipelines.cbd_correlative import surface_site
+
+    shape, kw = (16, 32, 64), dict(factor=4, voxel_size=0.5, seed=3, cbd_gradient=0.4)
+    co = synth.correlative(shape, **kw)
+    scan = synth.correlative_surface(shape, offset_um=(1.0, 2.0, -4.0), rotation_deg=5.0,
+                                     extent_um=(13.0, 28.0), **kw)
+    tifffile.imwrite(tmp_path / "scan.tif", scan.values)
+    site = surface_site(co["grey"], None, None, None, min_inliers=8, seed=0,
+                        surface_scan=str(tmp_path / "scan.tif"), surface_scan_pixel_um=0.125,
+                        surface_scan_z_um=scan.attrs["z_um"],
+                        fibsem_site_um=scan.attrs["site_in_scan_um"])
+    true = np.array(scan.attrs["site_um"])
+    assert site["site_um"][0] == pytest.approx(scan.attrs["z_um"]) == pytest.approx(true[0], abs=0.125)
+    assert np.hypot(*(np.array(site["site_um"][1:]) - true[1:])) < 2 * 0.5, site
+    assert site["angle_deg"] == pytest.approx(5.0, abs=1.5) and "true_site_um" not in site
