@@ -161,3 +161,31 @@ def test_failure_stops_with_curve_and_reason():
     assert "minimum step" in r.reason or "max_steps" in r.reason
     assert r.curve.sizes["time"] > 2 and r.capacity > 0
     _check_conservation(r)
+
+
+def test_clogged_cbd_gives_up_exactly_its_share_of_salt():
+    # Seed 001's "CBD clogging": the CBD's electrolyte exchanges no salt by diffusion. With
+    # the AM touching only CBD, all the reaction goes through it, so the CBD's salt falls
+    # by (1 - t+) Q / F (the migrated share t+ is replaced) while the separator's rises by
+    # as much: the stagnant voxels' balance that the sweeps' secant step must keep.
+    from electromicro_dask.echem import scenario
+
+    a = np.ones((8, 1, 2), "uint8")   # CBD, with an AM plate that it covers on top
+    a[:7, :, 0] = 2
+    seg = as_segmentation(a, phases=PHASES, voxel_size=2.0)
+    p = chen2020()
+    times = (10.0, 25.0)
+    r = discharge(seg, c_rate=1, cutoff=3.0, parameters=p, area_factor=1.0, separator=10.0,
+                  scenario=scenario("cbd_clogging", seg, film_resistivity=0.0),
+                  snapshots=times, t_max=30.0, device="cpu")
+    _check_conservation(r)
+    assert r.status == "time limit" and r.steps > 3
+    cbd = np.zeros(r.snapshots["c_e"].shape[1:], bool)
+    cbd[:8] = a == 1
+    v = (2e-6) ** 3 * p.cbd_porosity * cbd.sum()           # m^3 of CBD electrolyte
+    amps = r.current * 10.0 * 2 * (2e-6) ** 2               # mA/cm^2 -> A/m^2, two columns
+    for t in times:
+        c = r.snapshots["c_e"].sel(snapshot=t).values[cbd].astype(float)
+        lost = (p.c_e_init - c).mean()
+        assert lost == pytest.approx((1 - p.t_plus) * amps * t / (FARADAY * v), rel=1e-5)
+        assert c.std() > 1e-3 * lost                        # the depletion is not uniform
