@@ -313,7 +313,7 @@ def correlative_surface(shape, factor=4, voxel_size=0.5, fractions=None,
     >>> from electromicro_dask import synth
     >>> scan = synth.correlative_surface((16, 32, 64), extent_um=(12.0, 24.0), seed=0)
     >>> scan.dims, scan.attrs["z_um"]
-    (('y', 'x'), 3.875)
+    (('y', 'x'), 4.375)
     """
     from scipy import ndimage
 
