@@ -409,7 +409,9 @@ def _integrate(solver, cell, seg, p, sc, i_mA, one_c, mass_g, area_cm2, cutoff, 
         if new["sweeps"] <= 12 and dsto < 0.01 and dv < 0.005:
             dt = min(dt_try * 1.5, dt_max) if dt_try >= dt * 0.999 else dt
         elif dv > 0.02 or dsto > 0.03:
-            dt = dt_try / 1.5
+            # never below min_step: a run that needs shorter steps stops there, as
+            # documented, instead of crawling toward a singular point
+            dt = max(dt_try / 1.5, min_step)
         if steps % 50 == 0:
             log.info("t = %.1f s, V = %.4f V, dt = %.3g s", t, state["V"], dt)
     snaps.append(_state_fields(solver, state))

@@ -153,8 +153,9 @@ def test_bad_input():
 
 
 def test_failure_stops_with_curve_and_reason():
-    # At 20C the iteration stops converging for steps above ~0.05 s: with a minimum step
-    # of 0.1 s the run must stop there, saying why, with the curve so far.
+    # At 20C the steps the run needs fall below 0.1 s: with a minimum step of 0.1 s (the
+    # step control does not go below it either) the run must stop there, saying why,
+    # with the curve so far.
     seg = _plates(12, 2, 2, h=2.0)
     r = discharge(seg, c_rate=20, cutoff=0.5, area_factor=1.0, min_step=0.1, device="cpu")
     assert r.status == "failed"
