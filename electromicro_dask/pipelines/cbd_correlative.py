@@ -14,8 +14,8 @@ For each electrode (seed 002: a single-layer and a two-layer cathode):
    ``compositions``: a FIB-SEM volume of a small region in its own frame (synthetic:
    :func:`synth.correlative_fibsem`, the same electrode seen through a known rotation,
    offset and scale; measured: ``fibsem`` with ``fibsem_voxel_um``, placed at the
-   located site or at a rough ``fibsem_center_um``) is trinarized (Otsu AM, a 2D U-Net trained on the
-   ``annotations`` for pores vs CBD, slice-wise filling; section 3.3,
+   located site or at a rough ``fibsem_center_um``) is trinarized (Otsu AM, a 2D U-Net
+   trained on the ``annotations`` for pores vs CBD, slice-wise filling; section 3.3,
    :func:`segment.trinarize_fibsem`), registered into the tomogram (similarity, mutual
    information) and its phases are averaged into every tomogram voxel it covers
    (:func:`register.composition`).
@@ -454,7 +454,8 @@ def stages(p):
             files["fibsem"] = str(files["fibsem"])
             files["annotations"] = {str(k): str(v) for k, v in files.get("annotations", {}).items()}
         scan = {k: cfg[k] for k in ("surface_scan", "surface_scan_pixel_um",
-                                    "surface_scan_z_um", "fibsem_site_um") if cfg.get(k) is not None}
+                                    "surface_scan_z_um", "fibsem_site_um")
+                if cfg.get(k) is not None}
         site = ()
         if scan or not real:
             if scan:

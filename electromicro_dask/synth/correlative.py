@@ -273,15 +273,17 @@ def correlative_fibsem(shape, factor=4, voxel_size=0.5, fractions=None,
 
 def correlative_surface(shape, factor=4, voxel_size=0.5, fractions=None,
                         particle_radius_um=(2.0, 0.5), cbd_gradient=0.0, seed=0,
-                        offset_um=(0.4, -0.3, 0.2), extent_um=(13.0, 30.0), rotation_deg=3.0, contrast=None, noise=0.03):
+                        offset_um=(0.4, -0.3, 0.2), extent_um=(13.0, 30.0), rotation_deg=3.0,
+                        contrast=None, noise=0.03):
     """An SEM image of one plane of the fine truth behind :func:`correlative`, in its own frame.
 
     Seed 002 (section 2.2) finds the FIB-SEM region in the synchrotron tomogram with an SEM
     surface scan around the milling site, located in a tomogram slice by SIFT features
     (:func:`electromicro_dask.register.locate`). Here the fine truth's plane through the
-    FIB-SEM site (the tomogram's centre shifted by ``offset_um``) is sampled (nearest fine voxel) on a rectangle of
-    ``extent_um`` centred on the tomogram's in-plane centre and turned by
-    ``rotation_deg`` about z, at the fine voxel size, with FIB-SEM contrast and noise.
+    FIB-SEM site (the tomogram's centre shifted by ``offset_um``) is sampled (nearest fine
+    voxel) on a rectangle of ``extent_um`` centred on the tomogram's in-plane centre and
+    turned by ``rotation_deg`` about z, at the fine voxel size, with FIB-SEM contrast and
+    noise.
 
     Parameters
     ----------
