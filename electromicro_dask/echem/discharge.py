@@ -57,6 +57,11 @@ class DischargeResult:
         times, dims (snapshot, z, y, x) with micrometre coordinates.
     profile : xarray.DataArray
         Final state of discharge of the AM against distance to the collector [um].
+    migration_only_share : float
+        With the CBD clogged (``scenario.cbd_diffusion`` False): the share of the pore and
+        crack electrolyte that reaches the separator only through the CBD, so gets current
+        by migration but no salt by diffusion (0 otherwise). Near 1 the whole cut-out is one
+        such pocket and its salt runs out within minutes at C/2.
     """
 
     curve: xr.Dataset
@@ -85,6 +90,7 @@ class DischargeResult:
     excluded: dict
     parameters: dict
     scenario: dict
+    migration_only_share: float = 0.0
     snapshots: xr.Dataset | None = None
     profile: xr.DataArray | None = None
 
@@ -286,6 +292,10 @@ def discharge(phases, current=None, c_rate=None, cutoff=3.5, parameters=None, sc
     cell = _cell.build(codes, table, h_um, p, sc, n_sep, area_factor, particles,
                        bottom=_boundaries[0], top=_boundaries[1])
     _check_cell(cell, _boundaries)
+    if cell.migration_only > 0.5:
+        log.warning("%.0f %% of the pore electrolyte reaches the separator only through the "
+                    "clogged CBD: its salt is not replenished by diffusion and will run out",
+                    100 * cell.migration_only)
     i_app = i_mA * 10.0 * cell.cross_section()  # A
     solver = Solver(cell, p, i_app, torch, dev, tol=tol,
                     surface_extrapolation=surface_extrapolation)
@@ -451,7 +461,8 @@ def _integrate(solver, cell, seg, p, sc, i_mA, one_c, mass_g, area_cm2, cutoff, 
         mean_pcg_iterations=stats["pcg_iterations"] / max(stats["pcg_solves"], 1),
         wall_time_s=wall, peak_memory_mb=peak, device=str(dev), voxels=int(np.prod(cell.shape)),
         am_mass_g=mass_g, excluded=dict(cell.excluded), parameters=p.summary(),
-        scenario=sc.describe(), snapshots=snapshots, profile=profile)
+        scenario=sc.describe(), migration_only_share=cell.migration_only, snapshots=snapshots,
+        profile=profile)
 
 
 def _hit_cutoff(solver, state, below, dt_below, cutoff, tol=1e-4):

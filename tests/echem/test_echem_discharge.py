@@ -164,6 +164,38 @@ def test_failure_stops_with_curve_and_reason():
     _check_conservation(r)
 
 
+@pytest.mark.parametrize("capped", [False, True])
+def test_pores_reached_only_through_clogged_cbd_are_fed_by_migration(capped):
+    # AM plate | CBD | pore channel; with ``capped`` two CBD layers close the channel at the
+    # separator. Clogged, the capped electrode's electrolyte exchanges no salt with the
+    # separator by diffusion, so all of it together loses exactly (1 - t+) Q / F (seed 001's
+    # depleted regions, Fig. 5C), and the result says that all its pores are such a pocket.
+    from electromicro_dask.echem import scenario
+
+    a = np.ones((8, 1, 3), "uint8")
+    a[:7, :, 0] = 2
+    a[:, :, 2] = 0
+    if capped:
+        a[6:, :, 2] = 1
+    seg = as_segmentation(a, phases=PHASES, voxel_size=2.0)
+    p = chen2020()
+    r = discharge(seg, c_rate=1, cutoff=3.0, parameters=p, area_factor=1.0, separator=10.0,
+                  scenario=scenario("cbd_clogging", seg, film_resistivity=0.0),
+                  snapshots=(20.0,), t_max=20.0, device="cpu")
+    _check_conservation(r)
+    assert r.migration_only_share == (1.0 if capped else 0.0)
+    eps = np.select([a == 0, a == 1], [1.0, p.cbd_porosity], 0.0)
+    c = np.nan_to_num(r.snapshots["c_e"].isel(snapshot=-1).values[:8])
+    salt = (c * eps).sum() * (2e-6) ** 3
+    lost = p.c_e_init * eps.sum() * (2e-6) ** 3 - salt                 # mol
+    q = r.current * 10.0 * 3 * (2e-6) ** 2 * 20.0                      # C through 3 columns
+    expected = (1 - p.t_plus) * q / FARADAY
+    if capped:
+        assert lost == pytest.approx(expected, rel=1e-5)
+    else:
+        assert lost < 0.9 * expected  # the open channel is fed by diffusion as well
+
+
 def test_clogged_cbd_gives_up_exactly_its_share_of_salt():
     # Seed 001's "CBD clogging": the CBD's electrolyte exchanges no salt by diffusion. With
     # the AM touching only CBD, all the reaction goes through it, so the CBD's salt falls
