@@ -330,23 +330,35 @@ class Solver:
         self.stats["pcg_solves"] += 1
         return x[0]
 
-    def solve_ce(self, c_n, c_lag, js, bnd, dt, ele):
+    def solve_ce(self, c_n, c_lag, js, bnd, dt, ele, damp=True):
         torch, p = self.torch, self.p
         mass = self.eps * self.vol / dt
         mask = self.elec.unsqueeze(0)
         T_d = ele[3]
         vals = torch.cat([_full(torch, T_d[ax], ax).reshape(-1)[pi]
                           for ax, pi in enumerate(self.ce_parts)])
-        extra = torch.where(self.elec, mass, self.vol / dt).to(torch.float64).reshape(-1)
-        a, d = self.ce_op.assemble(vals, extra)
         src = torch.zeros_like(c_n)
+        sink = torch.zeros_like(c_n)
         for dd in self.dirs:
             ax, s = dd
             src += shift(self.w[dd] * js[dd], ax, -s)
+            if damp:
+                # One-voxel Jacobian of the reaction's salt sink: the exchange current goes
+                # as c_e^(1/2) (notes/echem.md 1.2), so a consuming face's current changes by
+                # j / (2 c_e) per unit c_e. Implicit in c_e, lagged at the iterate the
+                # currents were made with, it leaves the fixed point unchanged but keeps the
+                # sweeps from oscillating where the salt runs out (seed 002's high currents,
+                # seed 001's clogged CBD). The step's last solve is made without it.
+                ce_n = shift(c_lag, ax, s).clamp(min=1e-6)
+                sink += shift(self.w[dd] * (-js[dd]).clamp(min=0.0) / (2.0 * ce_n), ax, -s)
+        sink = (1.0 - p.t_plus) / FARADAY * sink * self.elec
+        extra = torch.where(self.elec, mass + sink, self.vol / dt).to(torch.float64).reshape(-1)
+        a, d = self.ce_op.assemble(vals, extra)
         for name, (field, a_in, _, _) in bnd.items():
             if field == 1:
                 src[self.bounds[name][1]] += a_in
-        b = ((mass * c_n + (1.0 - p.t_plus) / FARADAY * src) * self.elec).unsqueeze(0)
+        b = ((mass * c_n + sink * c_lag + (1.0 - p.t_plus) / FARADAY * src) *
+             self.elec).unsqueeze(0)
         lin = LinearSolver(torch, a, d, mask, self.method, self.lin_tol, reuse=self._lin.get("ce"))
         self._lin["ce"] = lin
         x, n = lin.solve(b, c_lag.unsqueeze(0) * mask)
@@ -400,6 +412,8 @@ class Solver:
         else:
             raise StepFailed(f"block Gauss-Seidel did not converge in {max_sweeps} sweeps "
                              f"(change {change:.2g})")
+        # The salt balance of the accepted step with exactly the currents that fed c_s.
+        c_e_new = self.solve_ce(c_e, used_ce, js, bnd, dt, ele, damp=False)
         if float(c_e_new[self.elec].min()) <= 0:
             raise StepFailed("electrolyte depleted (c_e <= 0)")
         if bool(self.am.any()):

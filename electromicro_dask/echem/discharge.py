@@ -416,8 +416,14 @@ def _integrate(solver, cell, seg, p, sc, i_mA, one_c, mass_g, area_cm2, cutoff, 
         if next_snaps and t >= next_snaps[0] - 1e-9:
             snaps.append(_state_fields(solver, state))
             snap_t.append(next_snaps.pop(0))
-        if new["sweeps"] <= 12 and dsto < 0.01 and dv < 0.005:
-            dt = min(dt_try * 1.5, dt_max) if dt_try >= dt * 0.999 else dt
+        if dsto < 0.01 and dv < 0.005 and dt_try >= dt * 0.999:
+            # Grow more gently while the sweeps work harder (salt running out somewhere):
+            # without growth there, every rejection would lower the step for good and a
+            # run that approaches local depletion would crawl at a fraction of a second.
+            if new["sweeps"] <= 12:
+                dt = min(dt_try * 1.5, dt_max)
+            elif new["sweeps"] <= 25:
+                dt = min(dt_try * 1.2, dt_max)
         elif dv > 0.02 or dsto > 0.03:
             # never below min_step: a run that needs shorter steps stops there, as
             # documented, instead of crawling toward a singular point
