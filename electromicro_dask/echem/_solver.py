@@ -344,7 +344,7 @@ class Solver:
             src += shift(self.w[dd] * js[dd], ax, -s)
             if damp:
                 # One-voxel Jacobian of the reaction's salt sink: the exchange current goes
-                # as c_e^(1/2) (notes/echem.md 1.2), so a consuming face's current changes by
+                # as c_e^(1/2) (notes/echem.md 1.3), so a consuming face's current changes by
                 # j / (2 c_e) per unit c_e. Implicit in c_e, lagged at the iterate the
                 # currents were made with, it leaves the fixed point unchanged but keeps the
                 # sweeps from oscillating where the salt runs out (seed 002's high currents,
