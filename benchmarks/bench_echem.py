@@ -52,23 +52,6 @@ def seed001_electrode(voxel, seed=1):
     return ds.phases.compute()
 
 
-def _pore_share_without_cbd(seg):
-    """Share of the pore and crack volume joined to the separator face without the CBD.
-
-    With the CBD clogged, electrolyte that reaches the separator only through CBD is fed by
-    migration alone (seed 001's depleted regions of Fig. 5C); a cut-out whose pores percolate
-    only through the CBD turns most of its electrolyte into such a region.
-    """
-    from scipy import ndimage
-
-    code = {v: k for k, v in seg.attrs["phases"].items()}
-    a = np.asarray(seg.values)
-    el = np.isin(a, [code[n] for n in ("pore", "crack") if n in code])
-    lab, _ = ndimage.label(el)
-    top = np.setdiff1d(np.unique(lab[-1]), [0])
-    return float(np.isin(lab, top).sum() / max(el.sum(), 1))
-
-
 def _gradient(r):
     """Top-to-bottom salt difference at the end, relative to the separator side [%]."""
     c = r.curve.isel(time=-1)
@@ -133,9 +116,9 @@ def study_seed001(args, command):
              f"1C = 280 mAh/g x AM mass = {runs['pristine'].one_c:.3f} mA/cm^2, C/2 = "
              f"{runs['pristine'].current:.3f} mA/cm^2, cutoff 3.5 V, parameters "
              "`nmc811_seed001()`",
-             f"- pore and crack volume joined to the separator face without passing through "
-             f"CBD: {100 * _pore_share_without_cbd(seg):.0f} % (the rest is fed only through "
-             "the CBD once it is clogged)",
+             f"- pore and crack electrolyte fed only through the clogged CBD "
+             f"(`migration_only_share`): "
+             f"{100 * runs['cbd_clogging'].migration_only_share:.0f} %",
              f"- CEI resistivity calibrated to the seed's 43.8 mV: rho = {rho:.3g} Ohm m "
              f"({len(cal.evaluations)} film runs; reached {1e3 * cal.penalty:.2f} mV)",
              f"- penalty ratio thick / CEI: {pen['thick_cei'] / pen['cei']:.2f} (seed 1.81)",
