@@ -52,3 +52,106 @@ def butler_volmer(i0, eta0, resistance, alpha, f, iterations=60, tol=1e-13):
             break
     j, dj = _bv(i0, eta, af_a, af_c)
     return j, dj / (1.0 + resistance * dj), eta
+
+
+def butler_volmer_surface(i0_of, c_a, m, c_max, eta0, resistance, alpha, f, guess=None,
+                          iterations=80, tol=1e-10):
+    """Butler-Volmer with the exchange current at a surface concentration that depends on
+    the face's own current: ``j = i0(c) B(eta)``, ``c = c_a - m j``.
+
+    ``m`` [mol m^-3 / (A m^-2)] is the face's one-voxel uptake over the step plus the
+    half-voxel surface extrapolation (notes/echem.md 5). Solving this per face, instead of
+    taking ``i0`` from the step's start, keeps ``c`` inside ``[0, c_max]``: the exchange
+    current vanishes there (``i0 ~ (c (c_max - c))^(1/2)``, Chen et al. 2020 table VII),
+    so a full voxel stops reacting, as in the continuum, where the lagged value overfilled
+    it or alternated from step to step.
+
+    The unknown is ``j``, with ``eta = eta0 - R j`` and ``c = c_a - m j``: the residual
+    ``r(j) = j - i0(c) B(eta)`` brackets its root between 0 and the current that empties
+    (``c = 0``) or fills (``c = c_max``) the surface, where ``i0 = 0``. From ``guess``
+    (the previous Newton iterate's currents) or a linearised start, Newton steps are taken while they stay in the bracket and halve
+    it, bisection otherwise (``rtsafe``, Press et al., Numerical Recipes, 3rd ed., section
+    9.4): plain Newton would crawl at the square-root singularity of a filling voxel's
+    exchange current.
+
+    ``i0_of(c, index)`` gives the exchange current of the faces ``index`` (a flat index
+    into the arrays) at surface concentration ``c``; only faces with ``m > 0`` and a
+    nonzero plain current are iterated, each until its own residual is small.
+
+    Returns ``j``, ``dj/deta0`` (with ``c`` following ``j``) and ``eta`` (arrays of the
+    shape of ``eta0``); ``j`` stays inside the bracket, so the surface never passes 0 or
+    ``c_max``.
+    """
+    af_a, af_c = (1.0 - alpha) * f, alpha * f
+    shape = eta0.shape
+    c_a, m, eta0 = (x.reshape(-1) for x in (c_a, m, eta0))
+    r_s = 0.0 if resistance is None else resistance
+    if hasattr(r_s, "shape"):
+        r_s = r_s.reshape(-1)
+    c_a = c_a.clamp(0.0, c_max)
+    delta = 1e-7 * c_max
+
+    def residual(j, sel):
+        """r(j), dr/dj with dr/dj's concentration part floored, i0 B'(eta) and eta."""
+        rs = r_s[sel] if hasattr(r_s, "shape") else r_s
+        c = (c_a[sel] - m[sel] * j).clamp(0.0, c_max)
+        eta = eta0[sel] - rs * j
+        i0 = i0_of(c, sel)
+        jb, djb = _bv(i0, eta, af_a, af_c)
+        cp, cm = (c + delta).clamp(max=c_max), (c - delta).clamp(min=0.0)
+        di0 = (i0_of(cp, sel) - i0_of(cm, sel)) / (cp - cm)
+        ea = (af_a * eta).clamp(-_CLIP, _CLIP).exp()
+        ec = (-af_c * eta).clamp(-_CLIP, _CLIP).exp()
+        # an extrapolation that raises i0 faster than the face drains it would make the
+        # derivative lose its sign; the floor keeps the potentials' Newton matrix SPD
+        conc = (1.0 + m[sel] * di0 * (ea - ec)).clamp(min=0.5)
+        return j - jb, conc + rs * djb, djb, eta
+
+    every = slice(None)
+    i0a = i0_of(c_a, every)
+    if guess is None:
+        # the first Newton step of the plain series-resistance problem from eta = eta0
+        jb, djb = _bv(i0a, eta0, af_a, af_c)
+        guess = jb / (1.0 + r_s * djb)
+    j = guess.reshape(-1).clone()
+    active = ((i0a > 0) & (eta0 != 0)).nonzero().reshape(-1)
+    j[(i0a <= 0) | (eta0 == 0)] = 0.0
+    if active.numel():
+        ma, ca, e0 = m[active], c_a[active], eta0[active]
+        # bracket ends with r < 0 (xl) and r > 0 (xh): r(0) = -i0 B(eta0) has the sign of
+        # -eta0, and at the far end i0 = 0, so r = j there (or the R drop reverses eta)
+        rs = r_s[active] if hasattr(r_s, "shape") else r_s
+        far_c = (-(c_max - ca) / ma.clamp(min=1e-300)).where(e0 < 0, ca / ma.clamp(min=1e-300))
+        far_r = e0 / (rs.clamp(min=1e-300) if hasattr(rs, "shape") else max(rs, 1e-300))
+        far = far_c.where(far_c.abs() < far_r.abs(), far_r)
+        zero = e0.new_zeros(())
+        xl, xh = far.where(e0 < 0, zero), zero.where(e0 < 0, far)
+        x = j[active].clamp(xl, xh)
+        ja = x
+        dxold = (xh - xl).abs()
+        dx = dxold.clone()
+        scale = max(float(x.abs().max()), 1e-300)
+        idx = active
+        pos = ja.new_ones(ja.shape, dtype=active.dtype).cumsum(0) - 1
+        out = ja.clone()
+        for _ in range(iterations):
+            r, slope = residual(x, idx)[:2]
+            xl, xh = xl.where(r >= 0, x), xh.where(r <= 0, x)
+            bisect = (((x - xh) * slope - r) * ((x - xl) * slope - r) >= 0) | \
+                (2.0 * r.abs() > (dxold * slope).abs())
+            dxold = dx
+            dx = (0.5 * (xh - xl)).where(bisect, r / slope)
+            x = (xl + dx).where(bisect, x - dx)
+            out[pos] = x
+            # done where the residual is small (a small Newton step is not enough: at the
+            # square-root singularity of a filling voxel it is small far from the root) or
+            # the bracket or step is down to round-off
+            tiny = 1e-14 * x.abs()
+            keep = (r.abs() > tol * scale) & ((xh - xl).abs() > tiny) & (dx.abs() > tiny)
+            if not bool(keep.any()):
+                break
+            idx, pos, ma, x, xl, xh, dx, dxold = (
+                v[keep] for v in (idx, pos, ma, x, xl, xh, dx, dxold))
+        j[active] = out
+    _, slope, djb, eta = residual(j, every)
+    return j.reshape(shape), (djb / slope).reshape(shape), eta.reshape(shape)

@@ -24,7 +24,7 @@ import time
 import numpy as np
 
 from ._cell import DIRECTIONS
-from ._kinetics import butler_volmer
+from ._kinetics import butler_volmer, butler_volmer_surface
 from ._linalg import GraphOperator, LinearSolver, grid_edges, harmonic, laplacian, shift
 from .parameters import FARADAY, GAS_CONSTANT
 
@@ -88,6 +88,7 @@ class Solver:
         self.sig_layers = {k: sig[v[1]] for k, v in self.bounds.items()}
         self.stats = {"pcg_iterations": 0, "pcg_solves": 0, "newton": 0}
         self._lin = {}  # the last solver of each system, whose factors the next may reuse
+        self._j_guess = {}  # the last face currents: the start of the next face solve
         self._build_operators()
 
     def _build_operators(self):
@@ -134,18 +135,20 @@ class Solver:
         lnc = torch.where(self.elec, c.log(), 0.0)
         return kap, dif, T_e, T_d, lnc
 
-    def _faces(self, c_s, c_e, j_prev, j_ref=None):
-        """Per reactive face, for fixed concentrations: exchange current, OCP at the voxel
-        value and the series resistance (film + solid diffusion over half a voxel).
+    def _faces(self, c_s, c_e, j_ref=None):
+        """Per reactive face, for fixed concentrations: the exchange current as a function
+        of the surface concentration, the OCP at the voxel value, the series resistance
+        (film + solid diffusion over half a voxel) and the surface concentration's
+        dependence on the face current.
 
         The surface concentration is the voxel value extrapolated half a voxel with the face
         flux, ``c_surf = c_P - k j`` (notes/echem.md 5), over the smaller of half a voxel
-        and the diffusion layer grown since the current was switched on. Its effect on the OCP enters the
-        kinetics implicitly, linearised as a series resistance ``-dU/dc * k``: lagging it
-        instead makes the iteration unstable wherever that resistance exceeds the
-        charge-transfer resistance (fine voxels, slow solid diffusion)."""
+        and the diffusion layer grown since the current was switched on. Its effect on the
+        OCP enters the kinetics implicitly, linearised as a series resistance
+        ``-dU/dc * k``: lagging it instead makes the iteration unstable wherever that
+        resistance exceeds the charge-transfer resistance (fine voxels, slow solid
+        diffusion). Its effect on the exchange current is solved per face, exactly."""
         torch, p = self.torch, self.p
-        lo, hi = 1e-6 * p.c_s_max, (1 - 1e-6) * p.c_s_max
         sto = (c_s / p.c_s_max).clamp(1e-6, 1 - 1e-6)
         u = p.ocp(sto)
         du = (p.ocp((sto + 1e-6).clamp(max=1.0)) - p.ocp((sto - 1e-6).clamp(min=0.0))) / \
@@ -155,7 +158,12 @@ class Solver:
             ax, s = d
             m = self.wmask[d]
             res = self.film.get(d)
-            c_surf = c_s
+            ce_n = shift(c_e, ax, s).clamp(min=1e-6)
+            # c_surf = c_a - slope * j: the face's own uptake over the step (one-voxel
+            # Jacobian of the c_s block) and the sub-voxel surface excess, both implicit
+            # in the face current (_kinetics.butler_volmer_surface).
+            slope = torch.zeros_like(c_s)
+            c_a = c_s
             if self.extrapolate and self._time > 0:
                 # Sub-voxel diffusion layer: under a constant flux from t = 0 the surface
                 # excess is that of a layer 2 sqrt(D t / pi) deep (Crank, The Mathematics
@@ -164,23 +172,26 @@ class Solver:
                 k = self.w[d] / self.cell.area(ax) * depth / (FARADAY * p.d_s)
                 r_d = torch.where(m, (-du).clamp(min=0.0) * k, 0.0)
                 res = r_d if res is None else res + r_d
-                if j_prev is not None:
-                    c_surf = c_s - k * j_prev[d]
-            ce_n = shift(c_e, ax, s).clamp(min=1e-6)
-            i0 = torch.where(m, p.exchange_current(ce_n, c_surf.clamp(lo, hi), p.c_s_max,
-                                                   p.temperature), 0.0)
+                slope = slope + k
             u_d = u
             if self._dt > 0:
                 # The voxel's own lithium uptake over the step, linearised as a series
                 # resistance about the current iterate (a one-voxel Jacobian of the c_s
                 # block): the fixed point is unchanged, but the block Gauss-Seidel sweeps
                 # stay contractive for long steps, where the lagged OCP would oscillate.
-                r_c = torch.where(m, (-du).clamp(min=0.0) * self.w[d] * self._dt /
-                                  (FARADAY * self.vol), 0.0)
+                uptake = self.w[d] * self._dt / (FARADAY * self.vol)
+                r_c = torch.where(m, (-du).clamp(min=0.0) * uptake, 0.0)
                 res = r_c if res is None else res + r_c
+                slope = slope + uptake
                 if j_ref is not None:
                     u_d = u - r_c * j_ref[d]
-            out[d] = (i0, u_d, res)
+                    c_a = c_s + uptake * j_ref[d]
+
+            def i0_of(c, sel, ce_n=ce_n.reshape(-1), m=m.reshape(-1)):
+                return torch.where(m[sel], p.exchange_current(ce_n[sel], c, p.c_s_max,
+                                                              p.temperature), 0.0)
+
+            out[d] = (i0_of, u_d, res, c_a, torch.where(m, slope, 0.0))
         return out
 
     # -- potentials ----------------------------------------------------------------------
@@ -222,9 +233,11 @@ class Solver:
         for d in self.dirs:
             ax, s = d
             m = self.wmask[d]
-            i0, u, res = faces[d]
+            i0_of, u, res, c_a, slope = faces[d]
             eta0 = ps - shift(pe, ax, s) - u
-            j, g, eta = butler_volmer(i0, eta0, res, p.alpha, self.f)
+            j, g, eta = butler_volmer_surface(i0_of, c_a, slope, p.c_s_max, eta0, res,
+                                              p.alpha, self.f, guess=self._j_guess.get(d))
+            self._j_guess[d] = j
             j = torch.where(m, j, 0.0)
             g = torch.where(m, g, 0.0)
             if d in self.film:
@@ -264,7 +277,7 @@ class Solver:
             extra[field, layer] += g
         return self.pot_op.assemble(torch.cat(vals), extra.reshape(-1))
 
-    def potentials(self, phi, V, c_s, c_e, j_prev, j_ref=None, tol=None):
+    def potentials(self, phi, V, c_s, c_e, j_ref=None, tol=None):
         """Newton solve of the potentials at fixed concentrations; returns the new
         potentials, cell voltage, face currents, overpotentials and boundary currents.
 
@@ -273,7 +286,7 @@ class Solver:
         tol = self.tol if tol is None else tol
         self._ce_used = c_e
         ele = self._electrolyte(c_e)
-        faces = self._faces(c_s, c_e, j_prev, j_ref)
+        faces = self._faces(c_s, c_e, j_ref)
         prev = math.inf
         for it in range(40):
             F, js, gs, etas, bnd = self._residual(phi, V, faces, ele)
@@ -376,22 +389,20 @@ class Solver:
         self._time = state.get("t", 0.0) + dt
         self._jb_prev = dict(state["jb"])
         c_s_new, c_e_new = c_s, c_e
-        j_step = j
         tight = False
         hist = []
         for sweep in range(1, max_sweeps + 1):
             # j_ref: the currents that made the present c_s iterate (none before sweep 1).
-            # The surface extrapolation of the exchange current uses the currents of the
-            # step's start: with the latest sweep's currents instead, slow solid diffusion
-            # (a large extrapolation) closes a loop j -> c_surf -> i0 -> j that keeps the
-            # sweeps cycling at the 1e-6 level however short the step.
+            # The loop j -> c_surf -> i0 -> j is closed per face inside the potentials
+            # (butler_volmer_surface): lagged by a step, it alternated from step to step
+            # where the surface neared c_max; lagged by a sweep, it kept the sweeps cycling.
             # Inexact Newton while the sweeps still move the concentrations (Dembo,
             # Eisenstat & Steihaug, SIAM J. Numer. Anal. 19 (1982) 400): the next sweep
             # changes the potentials' equations by more than the looser residual. The
             # sweep that ends the step is always solved to full tolerance, so the face
             # currents that feed c_s and c_e conserve charge to ``tol``.
             ntol = self.tol if tight else max(self.tol, self.loose_tol)
-            phi, V_new, js, etas, bnd, ele = self.potentials(phi, V, c_s_new, c_e_new, j_step,
+            phi, V_new, js, etas, bnd, ele = self.potentials(phi, V, c_s_new, c_e_new,
                                                              j if sweep > 1 else None,
                                                              tol=ntol)
             cs2 = self.solve_cs(c_s, js, dt)
@@ -418,8 +429,11 @@ class Solver:
             raise StepFailed("electrolyte depleted (c_e <= 0)")
         if bool(self.am.any()):
             cs_am = c_s_new[self.am]
-            if float(cs_am.min()) <= 0 or float(cs_am.max()) >= p.c_s_max:
-                raise StepFailed("active-material concentration left (0, c_max)")
+            # a voxel may fill up (its exchange current is then zero); beyond c_max by
+            # more than the sweeps' tolerance the step was too long
+            slack = 10 * self.sweep_tol[0] * p.c_s_max
+            if float(cs_am.min()) < -slack or float(cs_am.max()) > p.c_s_max + slack:
+                raise StepFailed("active-material concentration left [0, c_max]")
         return {"c_s": c_s_new, "c_e": c_e_new, "phi": phi, "V": V, "j": js, "eta": etas,
                 "t": self._time,
                 "jb": {k: v[3] for k, v in bnd.items()}, "bnd": bnd, "ele": ele,
@@ -480,7 +494,7 @@ class Solver:
         self._jb_prev = {}
         self._dt = 0.0
         self._time = 0.0
-        phi, V, js, etas, bnd, ele = self.potentials(phi, V, c_s, c_e, None)
+        phi, V, js, etas, bnd, ele = self.potentials(phi, V, c_s, c_e)
         return {"c_s": c_s, "c_e": c_e, "phi": phi, "V": V, "j": js, "eta": etas, "t": 0.0,
                 "jb": {k: v[3] for k, v in bnd.items()}, "bnd": bnd, "ele": ele,
                 "sweeps": 0, "c_s_used": c_s, "c_e_used": c_e}

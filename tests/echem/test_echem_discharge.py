@@ -164,6 +164,30 @@ def test_failure_stops_with_curve_and_reason():
     _check_conservation(r)
 
 
+def test_filling_surfaces_end_at_the_cutoff_without_chatter():
+    # Slow solid diffusion at 5C: the surfaces near the separator reach c_max long before
+    # the voxels do. The exchange current vanishes there (i0 ~ (c_max - c)^(1/2)), so the
+    # current moves deeper and the voltage falls to the cutoff. With the surface
+    # concentration of the exchange current lagged by a step, the voltage alternated by
+    # ~0.2 V from step to step at the minimum step until max_steps (5000) ran out.
+    seg = _plates(12, 2, 2, h=2.0)
+    r = discharge(seg, c_rate=5, cutoff=3.0, parameters=chen2020(d_s=1e-15), area_factor=1.0,
+                  separator=10.0, max_steps=1000, device="cpu")
+    assert r.status == "cutoff", r.reason
+    assert r.steps < 300
+    # after the first seconds (the solid's diffusion layer forming) no step-to-step jumps
+    # and no alternation: the voltage changes direction only a few times
+    v = r.curve.voltage.values[r.curve.time.values > 5.0]
+    dv = np.diff(v)
+    assert np.abs(dv).max() < 0.1
+    moving = dv[np.abs(dv) > 1e-3]
+    assert (np.diff(np.sign(moving)) != 0).sum() <= 6
+    assert v[-1] == pytest.approx(3.0, abs=1e-4)
+    sod = r.snapshots["sod"].isel(snapshot=-1).values
+    assert np.nanmax(sod) <= 1.0 and np.nanmin(sod) >= 0.0
+    _check_conservation(r)
+
+
 @pytest.mark.parametrize("capped", [False, True])
 def test_pores_reached_only_through_clogged_cbd_are_fed_by_migration(capped):
     # AM plate | CBD | pore channel; with ``capped`` two CBD layers close the channel at the
