@@ -378,7 +378,7 @@ def _integrate(solver, cell, seg, p, sc, i_mA, one_c, mass_g, area_cm2, cutoff, 
         })
 
     record(0.0, state)
-    t, steps, rejected = 0.0, 0, 0
+    t, steps, rejected, pinned, dv_pinned = 0.0, 0, 0, 0, 0.0
     next_snaps = list(snap_times)
     while True:
         if t >= t_max * (1 - 1e-12):
@@ -428,6 +428,16 @@ def _integrate(solver, cell, seg, p, sc, i_mA, one_c, mass_g, area_cm2, cutoff, 
             # never below min_step: a run that needs shorter steps stops there, as
             # documented, instead of crawling toward a singular point
             dt = max(dt_try / 1.5, min_step)
+        # A run pinned at the minimum step makes no progress: stop instead of running
+        # into max_steps (what a voltage that alternates from step to step would do).
+        pinned = pinned + 1 if dt_try <= min_step * (1 + 1e-9) else 0
+        dv_pinned = max(dv_pinned, dv) if pinned else 0.0
+        if pinned >= 200:
+            status, reason = "failed", (
+                f"at t = {t:.4g} s the run made no progress: 200 steps in a row at the "
+                f"minimum step ({min_step:g} s), the voltage moving by up to "
+                f"{1e3 * dv_pinned:.3g} mV per step")
+            break
         if steps % 50 == 0:
             log.info("t = %.1f s, V = %.4f V, dt = %.3g s", t, state["V"], dt)
     snaps.append(_state_fields(solver, state))
