@@ -13,7 +13,10 @@ segregated solvers in J. Sci. Comput. 89 (2021) 1 and NREL echemAMR): a Newton s
 potentials with the kinetics linearised per face (an SPD resistor network; the cell voltage
 by superposition of two solves), then the linear SPD solves of ``c_s`` and ``c_e`` with the
 face currents just found as sources. Using the same currents as sources makes lithium and
-salt conservation exact up to the linear-solver tolerance.
+salt conservation exact up to the linear-solver tolerance. Each face's current is solved
+with the exchange current at its own surface concentration (the voxel's uptake over the step
+and the sub-voxel surface excess, both implicit in that current), so a surface that fills
+stops reacting in the same step instead of overfilling.
 """
 
 from __future__ import annotations
