@@ -68,15 +68,16 @@ def butler_volmer_surface(i0_of, c_a, m, c_max, eta0, resistance, alpha, f, gues
 
     The unknown is ``j``, with ``eta = eta0 - R j`` and ``c = c_a - m j``: the residual
     ``r(j) = j - i0(c) B(eta)`` brackets its root between 0 and the current that empties
-    (``c = 0``) or fills (``c = c_max``) the surface, where ``i0 = 0``. From ``guess``
-    (the previous Newton iterate's currents) or a linearised start, Newton steps are taken while they stay in the bracket and halve
-    it, bisection otherwise (``rtsafe``, Press et al., Numerical Recipes, 3rd ed., section
-    9.4): plain Newton would crawl at the square-root singularity of a filling voxel's
-    exchange current.
+    (``c = 0``) or fills (``c = c_max``) the surface, where ``i0 = 0``, or where the series
+    drop cancels ``eta0``. From ``guess`` (the previous Newton iterate's currents) or a
+    linearised start, Newton steps are taken while they stay in the bracket and halve it,
+    bisection otherwise (``rtsafe``, Press et al., Numerical Recipes, 3rd ed., section 9.4):
+    plain Newton would crawl at the square-root singularity of a filling voxel's exchange
+    current.
 
     ``i0_of(c, index)`` gives the exchange current of the faces ``index`` (a flat index
-    into the arrays) at surface concentration ``c``; only faces with ``m > 0`` and a
-    nonzero plain current are iterated, each until its own residual is small.
+    into the arrays) at surface concentration ``c``; faces with ``i0 > 0`` and
+    ``eta0 != 0`` are iterated, each until its own residual is small.
 
     Returns ``j``, ``dj/deta0`` (with ``c`` following ``j``) and ``eta`` (arrays of the
     shape of ``eta0``); ``j`` stays inside the bracket, so the surface never passes 0 or
