@@ -128,13 +128,12 @@ def butler_volmer_surface(i0_of, c_a, m, c_max, eta0, resistance, alpha, f, gues
         zero = e0.new_zeros(())
         xl, xh = far.where(e0 < 0, zero), zero.where(e0 < 0, far)
         x = j[active].clamp(xl, xh)
-        ja = x
         dxold = (xh - xl).abs()
         dx = dxold.clone()
         scale = max(float(x.abs().max()), 1e-300)
         idx = active
-        pos = ja.new_ones(ja.shape, dtype=active.dtype).cumsum(0) - 1
-        out = ja.clone()
+        pos = x.new_ones(x.shape, dtype=active.dtype).cumsum(0) - 1  # index into out
+        out = x.clone()
         for _ in range(iterations):
             r, slope = residual(x, idx)[:2]
             xl, xh = xl.where(r >= 0, x), xh.where(r <= 0, x)
@@ -151,8 +150,8 @@ def butler_volmer_surface(i0_of, c_a, m, c_max, eta0, resistance, alpha, f, gues
             keep = (r.abs() > tol * scale) & ((xh - xl).abs() > tiny) & (dx.abs() > tiny)
             if not bool(keep.any()):
                 break
-            idx, pos, ma, x, xl, xh, dx, dxold = (
-                v[keep] for v in (idx, pos, ma, x, xl, xh, dx, dxold))
+            idx, pos, x, xl, xh, dx, dxold = (
+                v[keep] for v in (idx, pos, x, xl, xh, dx, dxold))
         j[active] = out
     _, slope, djb, eta = residual(j, every)
     return j.reshape(shape), (djb / slope).reshape(shape), eta.reshape(shape)
