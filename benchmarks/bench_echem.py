@@ -116,9 +116,10 @@ def study_seed001(args, command):
              f"1C = 280 mAh/g x AM mass = {runs['pristine'].one_c:.3f} mA/cm^2, C/2 = "
              f"{runs['pristine'].current:.3f} mA/cm^2, cutoff 3.5 V, parameters "
              "`nmc811_seed001()`",
-             f"- pore and crack electrolyte fed only through the clogged CBD "
-             f"(`migration_only_share`): "
-             f"{100 * runs['cbd_clogging'].migration_only_share:.0f} %",
+             f"- clogged CBD (default: no Li+ transport through it, notes/echem.md 1.4): "
+             f"{runs['cbd_clogging'].excluded['electrolyte not connected to the separator']}"
+             f" pore and crack voxels cut off behind it (pristine: "
+             f"{runs['pristine'].excluded['electrolyte not connected to the separator']})",
              f"- CEI resistivity calibrated to the seed's 43.8 mV: rho = {rho:.3g} Ohm m "
              f"({len(cal.evaluations)} film runs; reached {1e3 * cal.penalty:.2f} mV)",
              f"- penalty ratio thick / CEI: {pen['thick_cei'] / pen['cei']:.2f} (seed 1.81)",

@@ -110,10 +110,16 @@ def build(codes, table, spacing_um, params, scenario, separator_layers, area_fac
     gamma_sep = p.separator_porosity / p.separator_tortuosity
     eps[sep_phase] = p.separator_porosity
     gk[sep_phase] = gamma_sep
+    if not sc.cbd_conduction:
+        # CBD clogging as notes/echem.md 1.4 reads it: gamma_e = 0 in the CBD, which then
+        # holds no electrolyte (its AM faces fall silent, pores behind it drop out below).
+        eps[cbd] = 0.0
+        gk[cbd] = 0.0
     gd = gk.copy()
     if not sc.cbd_diffusion:
-        # CBD clogging (seed 001 Fig. 5C): salt cannot diffuse through the CBD; the
-        # reaction on AM|CBD faces goes on with the electrolyte that is locally there.
+        # CBD clogging with the CBD's conduction kept (seed 001 Fig. 5C): salt cannot
+        # diffuse through the CBD; the reaction on AM|CBD faces goes on with the
+        # electrolyte that is locally there.
         gd[cbd] = 0.0
     n_el = codes.shape[0]
     if separator_layers:
@@ -145,7 +151,7 @@ def build(codes, table, spacing_um, params, scenario, separator_layers, area_fac
         elec = np.zeros_like(elec0)
     excluded["electrolyte not connected to the separator"] = int((elec0 & ~elec).sum())
     migration_only = 0.0
-    if not sc.cbd_diffusion and top == "lithium" and elec.any():
+    if not sc.cbd_diffusion and sc.cbd_conduction and top == "lithium" and elec.any():
         # Pores that reach the counter electrode only through clogged CBD get their current
         # by migration but no salt by diffusion, so their salt runs down (seed 001 Fig. 5C).
         # A cut-out whose pores percolate only through the CBD is one such pocket as a whole.

@@ -191,7 +191,8 @@ class Solver:
                     c_a = c_s + uptake * j_ref[d]
 
             def i0_of(c, sel, ce_n=ce_n.reshape(-1), m=m.reshape(-1)):
-                return torch.where(m[sel], p.exchange_current(ce_n[sel], c, p.c_s_max,
+                ce = ce_n[sel].expand_as(c)
+                return torch.where(m[sel], p.exchange_current(ce, c, p.c_s_max,
                                                               p.temperature), 0.0)
 
             out[d] = (i0_of, u_d, res, c_a, torch.where(m, slope, 0.0))

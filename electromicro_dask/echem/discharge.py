@@ -101,6 +101,8 @@ class DischargeResult:
             v = getattr(self, f.name)
             if isinstance(v, (bool, int, float, str, np.generic)):
                 out[f.name] = v.item() if isinstance(v, np.generic) else v
+        out["electrolyte_cut_off_voxels"] = int(
+            self.excluded.get("electrolyte not connected to the separator", 0))
         out.update({k: v for k, v in self.scenario.items() if k != "scenario"})
         out["scenario"] = self.scenario.get("scenario")
         return out

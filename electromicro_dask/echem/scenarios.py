@@ -9,13 +9,20 @@ scenario               CEI film             AM|CBD faces  salt in CBD     pore t
 ``pristine``           none                 react         diffuses        x 1
 ``cei``                Gaussian, 5->20 nm   react         diffuses        x 1
 ``thick_cei``          the CEI field x 2    react         diffuses        x 1
-``cbd_clogging``       CEI                  react         blocked         x 1
-``full_clogging``      CEI                  react         blocked         x 2
+``cbd_clogging``       CEI                  none          blocked         x 1
+``full_clogging``      CEI                  none          blocked         x 2
 =====================  ===================  ===========  ==============  ==================
 
-"CBD clogging" blocks Li+ transport through the CBD while the reaction on AM faces goes on
-with the electrolyte that is locally there (the depleted pockets of seed 001 Fig. 5C): here
-the salt diffusivity of the CBD's electrolyte is set to zero and its ionic conduction kept.
+"CBD clogging" blocks Li+ transport through the CBD ("the transport of Li+ ion was blocked
+through the CBD", seed 001) while the reaction on AM faces goes on with the electrolyte that
+is locally there. By default the CBD's electrolyte then carries neither salt nor current
+(notes/echem.md 1.4: gamma_e = 0 in the CBD), so the AM|CBD faces fall silent and pores
+reached only through the CBD drop out; the dead-end pores that remain are the
+low-concentration regions of seed 001 Fig. 5C. ``cbd_conduction=True`` keeps the CBD's
+ionic conduction and blocks only salt diffusion: every CBD voxel and every pore behind it
+then becomes a pocket fed by migration alone, whose salt runs out within a minute at C/2
+(on the synthetic seed-001 volume at 2.5 um the electrode collapses at 73 s, 2.9 mAh/g
+against the seed's ~100), which is why it is not the default.
 """
 
 from __future__ import annotations
@@ -49,6 +56,9 @@ class Scenario:
         Whether AM|CBD faces react (scaled by the CBD's inner porosity, seed 002 eq. 5).
     cbd_diffusion : bool
         Whether salt diffuses through the CBD's electrolyte (False: seed 001 "clogging").
+    cbd_conduction : bool
+        Whether the CBD's electrolyte conducts ions (False with ``cbd_diffusion`` False: the
+        CBD holds no electrolyte at all, seed 001 "clogging" as notes/echem.md 1.4 reads it).
     pore_tortuosity_factor : float
         Multiplies the tortuosity of the pore electrolyte (2 in seed 001 "full clogging").
     cracks : {"electrolyte", "inert"}
@@ -62,6 +72,7 @@ class Scenario:
     film_resistivity: float = 0.0
     cbd_reactive: bool = True
     cbd_diffusion: bool = True
+    cbd_conduction: bool = True
     pore_tortuosity_factor: float = 1.0
     cracks: str = "electrolyte"
     cbd_tortuosity: float | None = None
@@ -79,6 +90,7 @@ class Scenario:
         return {"scenario": self.name, "film_mean_nm": film,
                 "film_resistivity_ohm_m": self.film_resistivity,
                 "cbd_reactive": self.cbd_reactive, "cbd_diffusion": self.cbd_diffusion,
+                "cbd_conduction": self.cbd_conduction,
                 "pore_tortuosity_factor": self.pore_tortuosity_factor, "cracks": self.cracks,
                 "cbd_tortuosity": self.cbd_tortuosity}
 
@@ -166,7 +178,7 @@ def scenario(name, phases=None, film_resistivity=None, seed=0, cbd_tortuosity=No
     kw = dict(name=name, film_thickness=film, film_resistivity=rho if film else 0.0,
               cbd_tortuosity=cbd_tortuosity)
     if name in ("cbd_clogging", "full_clogging"):
-        kw["cbd_diffusion"] = False
+        kw.update(cbd_diffusion=False, cbd_conduction=False)
     if name == "full_clogging":
         kw["pore_tortuosity_factor"] = 2.0
     kw.update(changes)

@@ -118,12 +118,12 @@ SEED001_NOTE = (
     "capacities depend on parameters seed 001 does not print (its Tables S2/S3: solid "
     "diffusivity, film resistivity, C-rate basis); the ordering of the scenarios and the "
     "ratios are what the comparison can test. The CEI resistivity is calibrated here to the "
-    "seed's 43.8 mV, so that penalty is matched by construction. With the CBD clogged, pores "
-    "that reach the separator only through CBD get current by migration but no salt by "
-    "diffusion (seed 001 Fig. 5C); 'pores_fed_through_cbd_only_pct' says how much of the "
-    "cut-out is such a pocket. Where that is most of it (a narrow or coarse cut-out whose "
-    "pores percolate only through the CBD), the clogging cases run out of salt within minutes "
-    "and stop far below the CEI case: a property of the cut-out, not of the seed's electrode.")
+    "seed's 43.8 mV, so that penalty is matched by construction. With the CBD clogged, no "
+    "Li+ passes through the CBD (notes/echem.md 1.4): its AM faces fall silent and pores "
+    "reached only through it drop out ('electrolyte_cut_off_voxels'). The clogging cases "
+    "therefore test the pore network on its own: a coarse cut-out whose pores percolate "
+    "mainly through the CBD (pore tortuosity far above the seed's) loses most of its "
+    "capacity there, a property of the cut-out, not of the seed's electrode.")
 
 #: Seed 002 Table 3: the "1/tau" (= 2 gamma) of the best match per trinarization, single-layer
 #: (SL) and two-layer (TL) electrode.
@@ -514,6 +514,7 @@ def scenario_table(discharges, film_calibration):
             "c_e_top_bottom_pct": _top_bottom_pct(r),
             "seed001_c_e_top_bottom_pct": seed["c_e_top_bottom_pct"],
             "pores_fed_through_cbd_only_pct": 100 * _scalar(r, "migration_only_share"),
+            "electrolyte_cut_off_voxels": _scalar(r, "electrolyte_cut_off_voxels"),
             "status": r["scalars"].get("status"),
             "steps": _scalar(r, "steps"),
             "rejected_steps": _scalar(r, "rejected_steps"),

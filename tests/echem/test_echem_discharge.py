@@ -191,7 +191,7 @@ def test_filling_surfaces_end_at_the_cutoff_without_chatter():
 @pytest.mark.parametrize("capped", [False, True])
 def test_pores_reached_only_through_clogged_cbd_are_fed_by_migration(capped):
     # AM plate | CBD | pore channel; with ``capped`` two CBD layers close the channel at the
-    # separator. Clogged, the capped electrode's electrolyte exchanges no salt with the
+    # separator. Clogged for diffusion only (the CBD still conducts ions), the capped electrode's electrolyte exchanges no salt with the
     # separator by diffusion, so all of it together loses exactly (1 - t+) Q / F (seed 001's
     # depleted regions, Fig. 5C), and the result says that all its pores are such a pocket.
     from electromicro_dask.echem import scenario
@@ -204,7 +204,8 @@ def test_pores_reached_only_through_clogged_cbd_are_fed_by_migration(capped):
     seg = as_segmentation(a, phases=PHASES, voxel_size=2.0)
     p = chen2020()
     r = discharge(seg, c_rate=1, cutoff=3.0, parameters=p, area_factor=1.0, separator=10.0,
-                  scenario=scenario("cbd_clogging", seg, film_resistivity=0.0),
+                  scenario=scenario("cbd_clogging", seg, film_resistivity=0.0,
+                                    cbd_conduction=True),
                   snapshots=(20.0,), t_max=20.0, device="cpu")
     _check_conservation(r)
     assert r.migration_only_share == (1.0 if capped else 0.0)
@@ -221,7 +222,8 @@ def test_pores_reached_only_through_clogged_cbd_are_fed_by_migration(capped):
 
 
 def test_clogged_cbd_gives_up_exactly_its_share_of_salt():
-    # Seed 001's "CBD clogging": the CBD's electrolyte exchanges no salt by diffusion. With
+    # Seed 001's "CBD clogging" read as diffusion blocked, conduction kept: the CBD's
+    # electrolyte exchanges no salt by diffusion. With
     # the AM touching only CBD, all the reaction goes through it, so the CBD's salt falls
     # by (1 - t+) Q / F (the migrated share t+ is replaced) while the separator's rises by
     # as much: the stagnant voxels' balance that the sweeps' secant step must keep.
@@ -233,7 +235,8 @@ def test_clogged_cbd_gives_up_exactly_its_share_of_salt():
     p = chen2020()
     times = (10.0, 25.0)
     r = discharge(seg, c_rate=1, cutoff=3.0, parameters=p, area_factor=1.0, separator=10.0,
-                  scenario=scenario("cbd_clogging", seg, film_resistivity=0.0),
+                  scenario=scenario("cbd_clogging", seg, film_resistivity=0.0,
+                                    cbd_conduction=True),
                   snapshots=times, t_max=30.0, device="cpu")
     _check_conservation(r)
     assert r.status == "time limit" and r.steps > 3
@@ -246,3 +249,48 @@ def test_clogged_cbd_gives_up_exactly_its_share_of_salt():
         lost = (p.c_e_init - c).mean()
         assert lost == pytest.approx((1 - p.t_plus) * amps * t / (FARADAY * v), rel=1e-5)
         assert c.std() > 1e-3 * lost                        # the depletion is not uniform
+
+
+def test_clogged_cbd_is_electrochemically_inert_where_it_does_not_wire_the_am():
+    # Seed 001's "CBD clogging" as notes/echem.md 1.4 reads it (the default): no Li+
+    # transport through the CBD at all. An AM plate wired to the collector by itself, an
+    # open pore channel, a CBD wall and a pore pocket behind it: clogged, the CBD and the
+    # pocket take no part, so the discharge is that of the electrode with the CBD replaced
+    # by an inert phase (cracks="inert"), and the pocket is reported as cut off.
+    from electromicro_dask.echem import scenario
+
+    a = np.zeros((8, 1, 4), "uint8")
+    a[:7, :, 0] = 2          # AM plate, capped by CBD at the separator
+    a[7, :, 0] = 1
+    a[:, :, 2] = 1           # CBD wall
+    a[6:, :, 3] = 1          # ... closing the pocket a[:6, :, 3] at the separator
+    seg = as_segmentation(a, phases=PHASES, voxel_size=2.0)
+    inert = as_segmentation(np.where(a == 1, 3, a).astype("uint8"), phases=PHASES,
+                            voxel_size=2.0)
+    kw = dict(c_rate=2, cutoff=3.0, parameters=chen2020(), area_factor=1.0, separator=10.0,
+              snapshots=(20.0,), t_max=20.0, device="cpu")
+    r = discharge(seg, scenario=scenario("cbd_clogging", seg, film_resistivity=0.0), **kw)
+    ref = discharge(inert, scenario=scenario("pristine", cracks="inert"), **kw)
+    _check_conservation(r)
+    assert r.excluded["electrolyte not connected to the separator"] == 6
+    assert r.migration_only_share == 0.0
+    ce = r.snapshots["c_e"].isel(snapshot=-1).values[:8]
+    assert np.isnan(ce[a == 1]).all() and np.isnan(ce[:6, :, 3]).all()
+    assert np.isfinite(ce[:, :, 1]).all()
+    np.testing.assert_allclose(r.curve.voltage.values, ref.curve.voltage.values, atol=1e-9)
+    # the one-C current counts the same AM in both, so the capacities agree exactly
+    assert r.capacity == pytest.approx(ref.capacity, rel=1e-12)
+
+
+def test_clogging_that_leaves_no_reactive_face_is_bad_input():
+    # AM covered by CBD on every side that is not AM: clogged, no face reacts.
+    from electromicro_dask.echem import scenario
+
+    a = np.zeros((6, 1, 3), "uint8")
+    a[:5, :, 0] = 2
+    a[5, :, 0] = 1
+    a[:, :, 1] = 1
+    seg = as_segmentation(a, phases=PHASES, voxel_size=2.0)
+    with pytest.raises(InputError, match="no such face"):
+        discharge(seg, c_rate=1, cutoff=3.0, separator=10.0, device="cpu",
+                  scenario=scenario("cbd_clogging", seg, film_resistivity=0.0))
