@@ -54,38 +54,45 @@ def butler_volmer(i0, eta0, resistance, alpha, f, iterations=60, tol=1e-13):
     return j, dj / (1.0 + resistance * dj), eta
 
 
-def butler_volmer_surface(i0_of, c_a, m, c_max, eta0, resistance, alpha, f, guess=None,
+def butler_volmer_surface(i0_of, u_of, c_a, m, c_max, psi, resistance, alpha, f, guess=None,
                           iterations=80, tol=1e-10):
-    """Butler-Volmer with the exchange current at a surface concentration that depends on
-    the face's own current: ``j = i0(c) B(eta)``, ``c = c_a - m j``.
+    """Butler-Volmer with the exchange current and the open-circuit potential at a surface
+    concentration that depends on the face's own current:
+    ``j = i0(c) B(psi - U(c) - R j)``, ``c = c_a - m j``.
 
-    ``m`` [mol m^-3 / (A m^-2)] is the face's one-voxel uptake over the step plus the
+    ``psi`` [V] is ``phi_s - phi_e`` across the face, ``R`` [Ohm m^2] the film resistance
+    and ``m`` [mol m^-3 / (A m^-2)] the face's one-voxel uptake over the step plus the
     half-voxel surface extrapolation (notes/echem.md 5). Solving this per face, instead of
-    taking ``i0`` from the step's start, keeps ``c`` inside ``[0, c_max]``: the exchange
-    current vanishes there (``i0 ~ (c (c_max - c))^(1/2)``, Chen et al. 2020 table VII),
-    so a full voxel stops reacting, as in the continuum, where the lagged value overfilled
-    it or alternated from step to step.
+    taking ``i0`` and ``U`` from the step's start or linearising ``U`` about the voxel
+    value, keeps ``c`` inside ``[0, c_max]``: the exchange current vanishes there
+    (``i0 ~ (c (c_max - c))^(1/2)``, Chen et al. 2020 table VII), so a full voxel stops
+    reacting, as in the continuum, where the lagged value overfilled it or alternated from
+    step to step; and where solid diffusion limits the current the surface OCP is the
+    OCP's own value, not a tangent that drifts with the voxel's mean (which made the
+    voltage rise during a discharge as the tangent flattened).
 
-    The unknown is ``j``, with ``eta = eta0 - R j`` and ``c = c_a - m j``: the residual
+    The unknown is ``j``, with ``eta = psi - U(c) - R j`` and ``c = c_a - m j``. As
+    ``U`` falls with ``c``, ``eta`` falls with ``j``, so the residual
     ``r(j) = j - i0(c) B(eta)`` brackets its root between 0 and the current that empties
-    (``c = 0``) or fills (``c = c_max``) the surface, where ``i0 = 0``, or where the series
-    drop cancels ``eta0``. From ``guess`` (the previous Newton iterate's currents) or a
-    linearised start, Newton steps are taken while they stay in the bracket and halve it,
-    bisection otherwise (``rtsafe``, Press et al., Numerical Recipes, 3rd ed., section 9.4):
-    plain Newton would crawl at the square-root singularity of a filling voxel's exchange
-    current.
+    (``c = 0``) or fills (``c = c_max``) the surface, where ``i0 = 0``, or where the film
+    drop alone cancels the zero-current overpotential. From ``guess`` (the previous
+    Newton iterate's currents) or a linearised start, Newton steps are taken while they
+    stay in the bracket and halve it, bisection otherwise (``rtsafe``, Press et al.,
+    Numerical Recipes, 3rd ed., section 9.4): plain Newton would crawl at the square-root
+    singularity of a filling voxel's exchange current.
 
     ``i0_of(c, index)`` gives the exchange current of the faces ``index`` (a flat index
-    into the arrays) at surface concentration ``c`` (its last axis runs over ``index``); faces with ``i0 > 0`` and
-    ``eta0 != 0`` are iterated, each until its own residual is small.
+    into the arrays) at surface concentration ``c`` (its last axis runs over ``index``);
+    ``u_of(c)`` the OCP, elementwise. Faces with ``i0 > 0`` and a nonzero zero-current
+    overpotential are iterated, each until its own residual is small.
 
-    Returns ``j``, ``dj/deta0`` (with ``c`` following ``j``) and ``eta`` (arrays of the
-    shape of ``eta0``); ``j`` stays inside the bracket, so the surface never passes 0 or
+    Returns ``j``, ``dj/dpsi`` (with ``c`` following ``j``) and ``eta`` (arrays of the
+    shape of ``psi``); ``j`` stays inside the bracket, so the surface never passes 0 or
     ``c_max``.
     """
     af_a, af_c = (1.0 - alpha) * f, alpha * f
-    shape = eta0.shape
-    c_a, m, eta0 = (x.reshape(-1) for x in (c_a, m, eta0))
+    shape = psi.shape
+    c_a, m, psi = (x.reshape(-1) for x in (c_a, m, psi))
     r_s = 0.0 if resistance is None else resistance
     if hasattr(r_s, "shape"):
         r_s = r_s.reshape(-1)
@@ -93,19 +100,21 @@ def butler_volmer_surface(i0_of, c_a, m, c_max, eta0, resistance, alpha, f, gues
     delta = 1e-7 * c_max
 
     def residual(j, sel):
-        """r(j), dr/dj with dr/dj's concentration part floored, i0 B'(eta) and eta."""
+        """r(j), dr/dj with dr/dj's exchange-current part floored, i0 B'(eta) and eta."""
         rs = r_s[sel] if hasattr(r_s, "shape") else r_s
         ms = m[sel]
         c = (c_a[sel] - ms * j).clamp(0.0, c_max)
-        eta = eta0[sel] - rs * j
-        # i0 and its central difference in one call: on small grids the solve is bound by
-        # the number of tensor operations, not their size
+        # i0 and U with their central differences in one call each: on small grids the
+        # solve is bound by the number of tensor operations, not their size
         cs = c.new_empty((3,) + c.shape)
         cs[0] = c
         cs[1] = (c + delta).clamp(max=c_max)
         cs[2] = (c - delta).clamp(min=0.0)
         i0, ip, im = i0_of(cs, sel)
-        di0 = (ip - im) / (cs[1] - cs[2])
+        u, up, um = u_of(cs)
+        dc = cs[1] - cs[2]
+        di0, du = (ip - im) / dc, (up - um) / dc
+        eta = psi[sel] - u - rs * j
         ea = (af_a * eta).clamp(-_CLIP, _CLIP).exp()
         ec = (-af_c * eta).clamp(-_CLIP, _CLIP).exp()
         b = ea - ec
@@ -113,10 +122,13 @@ def butler_volmer_surface(i0_of, c_a, m, c_max, eta0, resistance, alpha, f, gues
         # an extrapolation that raises i0 faster than the face drains it would make the
         # derivative lose its sign; the floor keeps the potentials' Newton matrix SPD
         conc = (1.0 + ms * di0 * b).clamp(min=0.5)
-        return j - i0 * b, conc + rs * djb, djb, eta
+        # -dU/dc >= 0 for an intercalation OCP; a noisy tabulated OCP is not let to
+        # make the face's effective resistance negative
+        return j - i0 * b, conc + (rs + ms * (-du).clamp(min=0.0)) * djb, djb, eta
 
     every = slice(None)
     i0a = i0_of(c_a, every)
+    eta0 = psi - u_of(c_a)  # the overpotential at zero current
     if guess is None:
         # the first Newton step of the plain series-resistance problem from eta = eta0
         jb, djb = _bv(i0a, eta0, af_a, af_c)
@@ -127,7 +139,8 @@ def butler_volmer_surface(i0_of, c_a, m, c_max, eta0, resistance, alpha, f, gues
     if active.numel():
         ma, ca, e0 = m[active], c_a[active], eta0[active]
         # bracket ends with r < 0 (xl) and r > 0 (xh): r(0) = -i0 B(eta0) has the sign of
-        # -eta0, and at the far end i0 = 0, so r = j there (or the R drop reverses eta)
+        # -eta0, and at the far end i0 = 0, so r = j there (or the film drop and the
+        # surface's OCP shift together reverse eta)
         rs = r_s[active] if hasattr(r_s, "shape") else r_s
         far_c = (-(c_max - ca) / ma.clamp(min=1e-300)).where(e0 < 0, ca / ma.clamp(min=1e-300))
         far_r = e0 / (rs.clamp(min=1e-300) if hasattr(rs, "shape") else max(rs, 1e-300))

@@ -139,32 +139,27 @@ class Solver:
         return kap, dif, T_e, T_d, lnc
 
     def _faces(self, c_s, c_e, j_ref=None):
-        """Per reactive face, for fixed concentrations: the exchange current as a function
-        of the surface concentration, the OCP at the voxel value, the series resistance
-        (film + solid diffusion over half a voxel) and the surface concentration's
-        dependence on the face current.
+        """Per reactive face, for fixed concentrations: the exchange current and the OCP as
+        functions of the surface concentration, the film resistance, and the surface
+        concentration's dependence on the face current.
 
         The surface concentration is the voxel value extrapolated half a voxel with the face
         flux, ``c_surf = c_P - k j`` (notes/echem.md 5), over the smaller of half a voxel
-        and the diffusion layer grown since the current was switched on. Its effect on the
-        OCP enters the kinetics implicitly, linearised as a series resistance
-        ``-dU/dc * k``: lagging it instead makes the iteration unstable wherever that
-        resistance exceeds the charge-transfer resistance (fine voxels, slow solid
-        diffusion). Its effect on the exchange current is solved per face, exactly."""
+        and the diffusion layer grown since the current was switched on, and the voxel
+        value itself moves with the face's own uptake over the step. Both are implicit in
+        the face current, and the exchange current and the OCP are evaluated at that
+        surface concentration exactly (``_kinetics.butler_volmer_surface``): lagging the
+        surface OCP makes the iteration unstable wherever its resistance exceeds the
+        charge-transfer resistance (fine voxels, slow solid diffusion), and linearising it
+        about the voxel value made the voltage rise during diffusion-limited discharges."""
         torch, p = self.torch, self.p
-        sto = (c_s / p.c_s_max).clamp(1e-6, 1 - 1e-6)
-        u = p.ocp(sto)
-        du = (p.ocp((sto + 1e-6).clamp(max=1.0)) - p.ocp((sto - 1e-6).clamp(min=0.0))) / \
-            (2e-6 * p.c_s_max)
         out = {}
         for d in self.dirs:
             ax, s = d
             m = self.wmask[d]
-            res = self.film.get(d)
             ce_n = shift(c_e, ax, s).clamp(min=1e-6)
             # c_surf = c_a - slope * j: the face's own uptake over the step (one-voxel
-            # Jacobian of the c_s block) and the sub-voxel surface excess, both implicit
-            # in the face current (_kinetics.butler_volmer_surface).
+            # Jacobian of the c_s block) and the sub-voxel surface excess
             slope = torch.zeros_like(c_s)
             c_a = c_s
             if self.extrapolate and self._time > 0:
@@ -172,22 +167,15 @@ class Solver:
                 # excess is that of a layer 2 sqrt(D t / pi) deep (Crank, The Mathematics
                 # of Diffusion, eq. 3.7), capped at the quasi-steady half voxel.
                 depth = min(0.5 * self.h[ax], 2.0 * math.sqrt(p.d_s * self._time / math.pi))
-                k = self.w[d] / self.cell.area(ax) * depth / (FARADAY * p.d_s)
-                r_d = torch.where(m, (-du).clamp(min=0.0) * k, 0.0)
-                res = r_d if res is None else res + r_d
-                slope = slope + k
-            u_d = u
+                slope = slope + self.w[d] / self.cell.area(ax) * depth / (FARADAY * p.d_s)
             if self._dt > 0:
-                # The voxel's own lithium uptake over the step, linearised as a series
-                # resistance about the current iterate (a one-voxel Jacobian of the c_s
-                # block): the fixed point is unchanged, but the block Gauss-Seidel sweeps
-                # stay contractive for long steps, where the lagged OCP would oscillate.
+                # The voxel's own lithium uptake over the step (a one-voxel Jacobian of the
+                # c_s block): the fixed point is unchanged, but the block Gauss-Seidel
+                # sweeps stay contractive for long steps, where the lagged OCP would
+                # oscillate. c_a removes the uptake of the currents that made the iterate.
                 uptake = self.w[d] * self._dt / (FARADAY * self.vol)
-                r_c = torch.where(m, (-du).clamp(min=0.0) * uptake, 0.0)
-                res = r_c if res is None else res + r_c
                 slope = slope + uptake
                 if j_ref is not None:
-                    u_d = u - r_c * j_ref[d]
                     c_a = c_s + uptake * j_ref[d]
 
             def i0_of(c, sel, ce_n=ce_n.reshape(-1), m=m.reshape(-1)):
@@ -195,8 +183,12 @@ class Solver:
                 return torch.where(m[sel], p.exchange_current(ce, c, p.c_s_max,
                                                               p.temperature), 0.0)
 
-            out[d] = (i0_of, u_d, res, c_a, torch.where(m, slope, 0.0))
+            out[d] = (i0_of, self.film.get(d), c_a, torch.where(m, slope, 0.0))
         return out
+
+    def _ocp(self, c):
+        p = self.p
+        return p.ocp((c / p.c_s_max).clamp(1e-6, 1 - 1e-6))
 
     # -- potentials ----------------------------------------------------------------------
     def _boundary(self, name, phi, V, ele, j_prev):
@@ -237,10 +229,11 @@ class Solver:
         for d in self.dirs:
             ax, s = d
             m = self.wmask[d]
-            i0_of, u, res, c_a, slope = faces[d]
-            eta0 = ps - shift(pe, ax, s) - u
-            j, g, eta = butler_volmer_surface(i0_of, c_a, slope, p.c_s_max, eta0, res,
-                                              p.alpha, self.f, guess=self._j_guess.get(d))
+            i0_of, res, c_a, slope = faces[d]
+            psi = ps - shift(pe, ax, s)
+            j, g, eta = butler_volmer_surface(i0_of, self._ocp, c_a, slope, p.c_s_max, psi,
+                                              res, p.alpha, self.f,
+                                              guess=self._j_guess.get(d))
             self._j_guess[d] = j
             j = torch.where(m, j, 0.0)
             g = torch.where(m, g, 0.0)
