@@ -43,6 +43,12 @@ class StepFailed(Exception):
     pass
 
 
+class BelowCutoff(StepFailed):
+    """The cell voltage runs away below the cutoff within the step: the surfaces cannot
+    take the applied current at any voltage (their solid-diffusion-limited currents add
+    up to less), so the step crosses the cutoff."""
+
+
 class Solver:
     """The half cell of a :class:`~._cell.Cell` under a constant applied current."""
 
@@ -92,6 +98,7 @@ class Solver:
         self.stats = {"pcg_iterations": 0, "pcg_solves": 0, "newton": 0}
         self._lin = {}  # the last solver of each system, whose factors the next may reuse
         self._j_guess = {}  # the last face currents: the start of the next face solve
+        self.cutoff = None  # set by the caller: a Newton running away below it ends a step
         self._build_operators()
 
     def _build_operators(self):
@@ -163,10 +170,7 @@ class Solver:
             slope = torch.zeros_like(c_s)
             c_a = c_s
             if self.extrapolate and self._time > 0:
-                # Sub-voxel diffusion layer: under a constant flux from t = 0 the surface
-                # excess is that of a layer 2 sqrt(D t / pi) deep (Crank, The Mathematics
-                # of Diffusion, eq. 3.7), capped at the quasi-steady half voxel.
-                depth = min(0.5 * self.h[ax], 2.0 * math.sqrt(p.d_s * self._time / math.pi))
+                depth = _surface_depth(p.d_s * self._time, self.h[ax])
                 slope = slope + self.w[d] / self.cell.area(ax) * depth / (FARADAY * p.d_s)
             if self._dt > 0:
                 # The voxel's own lithium uptake over the step (a one-voxel Jacobian of the
@@ -285,6 +289,7 @@ class Solver:
         ele = self._electrolyte(c_e)
         faces = self._faces(c_s, c_e, j_ref)
         prev = math.inf
+        runaway = 0
         for it in range(40):
             F, js, gs, etas, bnd = self._residual(phi, V, faces, ele)
             ib = float(bnd["bottom"][1].sum())
@@ -312,6 +317,12 @@ class Solver:
             lam = 1.0 if big <= 0.3 else 0.3 / big  # damp the first steps of a cold start
             phi = phi + lam * step
             V = V + lam * dV
+            # damped steps that keep lowering V below the cutoff: no voltage delivers the
+            # current (every face at its diffusion limit), the voltage collapses
+            runaway = runaway + 1 if (lam < 1.0 and dV < 0 and self.cutoff is not None
+                                      and V < self.cutoff - 0.1) else 0
+            if runaway >= 3:
+                raise BelowCutoff(f"the voltage runs below {self.cutoff} V")
         else:
             raise StepFailed(f"potential Newton did not converge (residual {res:.3g} of "
                              f"{tol * abs(self.current):.3g})")
@@ -538,6 +549,28 @@ class Solver:
 
     def salt(self, c_e):
         return float((c_e * self.eps).sum()) * self.vol
+
+
+def _surface_depth(dt_diff, h):
+    """Surface excess over the voxel mean, as a depth: ``c_surf - c_P = q delta / (F D)``.
+
+    Exact for a constant flux ``q`` into a semi-infinite solid from t = 0 averaged over
+    the first voxel (width ``h``): with ``c - c0 = (2 q / F) sqrt(t / D)
+    ierfc(x / (2 sqrt(D t)))`` (Carslaw & Jaeger, Conduction of Heat in Solids, 2nd ed.,
+    section 2.9) and the integral of ierfc (their Appendix II),
+    ``delta = 2 sqrt(D t / pi) - (D t / h) (1 - 4 i2erfc(h / (2 sqrt(D t))))``. It rises as
+    ``2 sqrt(D t / pi) - D t / h`` while the diffusion layer is inside the voxel (the mean
+    has taken up all the lithium) and tends to ``h / 2``, the half-voxel extrapolation of
+    the finite-volume scheme, once the layer has crossed it. ``dt_diff`` is ``D t`` [m^2].
+    Extrapolating the surface slope from the voxel mean instead overestimates the surface
+    concentration while the layer is thinner than the voxel, by up to a tenth of c_max on
+    slow-diffusing NMC at 0.25 um voxels.
+    """
+    z = h / (2.0 * math.sqrt(dt_diff))
+    if z > 30.0:  # i2erfc underflows; the layer is deep inside the voxel
+        return 2.0 * math.sqrt(dt_diff / math.pi) - dt_diff / h
+    i2erfc = ((1.0 + 2.0 * z * z) * math.erfc(z) - 2.0 * z * math.exp(-z * z) / math.sqrt(math.pi)) / 4.0
+    return 2.0 * math.sqrt(dt_diff / math.pi) - dt_diff / h * (1.0 - 4.0 * i2erfc)
 
 
 def _full(torch, t, ax):

@@ -17,7 +17,7 @@ from ..core.phases import phase_table
 from ..core.arrays import as_segmentation, voxel_size
 from ..transport._common import _threads, _torch, check_memory, resolve_device
 from . import _cell
-from ._solver import FARADAY, Solver, StepFailed
+from ._solver import FARADAY, BelowCutoff, Solver, StepFailed
 from .parameters import Parameters, chen2020
 from .scenarios import Scenario
 
@@ -354,6 +354,7 @@ def _integrate(solver, cell, seg, p, sc, i_mA, one_c, mass_g, area_cm2, cutoff, 
         state = solver.initial(c_s0, c_e0)
     except StepFailed as e:
         raise InputError("phases", f"no consistent initial state at this current: {e}") from None
+    solver.cutoff = cutoff
 
     def record(t, st):
         plane = solver.plane_currents(st)
@@ -393,6 +394,8 @@ def _integrate(solver, cell, seg, p, sc, i_mA, one_c, mass_g, area_cm2, cutoff, 
             dt_try = min(dt_try, next_snaps[0] - t)
         try:
             new = solver.step(state, dt_try)
+        except BelowCutoff:
+            new = None
         except StepFailed as e:
             rejected += 1
             dt = dt_try / 2.0
@@ -401,13 +404,20 @@ def _integrate(solver, cell, seg, p, sc, i_mA, one_c, mass_g, area_cm2, cutoff, 
                     f"minimum step: {e}"
                 break
             continue
-        if new["V"] < cutoff:
+        if new is None or new["V"] < cutoff:
             new, dt_hit = _hit_cutoff(solver, state, new, dt_try, cutoff)
-            t += dt_hit
-            steps += 1
-            state = new
-            record(t, state)
+            if dt_hit > 0:
+                t += dt_hit
+                steps += 1
+                state = new
+                record(t, state)
             status, reason = "cutoff", f"voltage reached {cutoff} V"
+            if abs(state["V"] - cutoff) > 1e-4:
+                reason = (f"the voltage collapsed from {state['V']:.4f} V to below {cutoff} V "
+                          f"within a nanosecond: no voltage delivers the applied current "
+                          f"any more (active-material surfaces full, highest surface "
+                          f"sto {_max_sto(solver, state):.4f}, or the salt run out, lowest "
+                          f"c_e {float(state['c_e'][solver.elec].min()):.3g} mol/m^3)")
             break
         t += dt_try
         steps += 1
@@ -483,14 +493,25 @@ def _integrate(solver, cell, seg, p, sc, i_mA, one_c, mass_g, area_cm2, cutoff, 
         profile=profile)
 
 
+def _max_sto(solver, state):
+    """Highest state of discharge of the AM voxels."""
+    return float(state["c_s"][solver.am].max()) / solver.p.c_s_max
+
+
 def _hit_cutoff(solver, state, below, dt_below, cutoff, tol=1e-4):
     """Re-take the last step with the step length that ends on the cutoff (Illinois regula
-    falsi on V(dt), which falls monotonically)."""
-    lo_dt, lo_v = 0.0, state["V"]
-    hi_dt, hi_v, hi_state = dt_below, below["V"], below
+    falsi on V(dt), which falls monotonically).
+
+    ``below`` is the state that ended below the cutoff, or None where the voltage ran
+    away (:class:`~._solver.BelowCutoff`). Returns the state and step length that end
+    within ``tol`` of the cutoff, or, where the voltage collapses within the bracket's
+    round-off, the last state above it."""
+    lo_dt, lo_v, lo_state = 0.0, state["V"], state
+    hi_dt, hi_state = dt_below, below
+    hi_v = below["V"] if below is not None else cutoff - 1.0  # nominal: ran away below
     side = 0
     for _ in range(60):
-        if abs(hi_v - cutoff) <= tol:
+        if hi_state is not None and abs(hi_v - cutoff) <= tol:
             return hi_state, hi_dt
         guess = lo_dt + (hi_dt - lo_dt) * (lo_v - cutoff) / (lo_v - hi_v)
         span = hi_dt - lo_dt
@@ -498,12 +519,12 @@ def _hit_cutoff(solver, state, below, dt_below, cutoff, tol=1e-4):
         try:
             s = solver.step(state, guess)
         except StepFailed:
-            hi_dt = guess
+            hi_dt, hi_state = guess, None
             continue
         if abs(s["V"] - cutoff) <= tol:
             return s, guess
         if s["V"] > cutoff:
-            lo_dt, lo_v = guess, s["V"]
+            lo_dt, lo_v, lo_state = guess, s["V"], s
             if side == 1:
                 hi_v = cutoff + (hi_v - cutoff) / 2.0
             side = 1
@@ -514,7 +535,9 @@ def _hit_cutoff(solver, state, below, dt_below, cutoff, tol=1e-4):
             side = -1
         if span < 1e-9:
             break
-    return hi_state, hi_dt
+    if hi_state is not None:
+        return hi_state, hi_dt
+    return lo_state, lo_dt
 
 
 def _snapshot_dataset(snaps, times, seg, cell, h_um):

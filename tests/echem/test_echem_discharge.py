@@ -153,14 +153,29 @@ def test_bad_input():
 
 
 def test_failure_stops_with_curve_and_reason():
-    # At 20C the steps the run needs fall below 0.1 s: with a minimum step of 0.1 s (the
-    # step control does not go below it either) the run must stop there, saying why,
+    # A salt diffusivity 100 x below any real electrolyte at 5C: the sweeps between the
+    # potentials and the salt balance stop converging within the first hundredth of a
+    # second, however short the step. The run must stop at the minimum step, saying why,
     # with the curve so far.
     seg = _plates(12, 2, 2, h=2.0)
-    r = discharge(seg, c_rate=20, cutoff=0.5, area_factor=1.0, min_step=0.1, device="cpu")
+    p = chen2020(d_s=1e-12, d_e=lambda c, T: c * 0 + 1e-12)
+    r = discharge(seg, c_rate=5, cutoff=2.5, parameters=p, area_factor=1.0, min_step=1e-3,
+                  device="cpu")
     assert r.status == "failed"
-    assert "minimum step" in r.reason or "max_steps" in r.reason
+    assert "minimum step" in r.reason and "did not converge" in r.reason
     assert r.curve.sizes["time"] > 2 and r.capacity > 0
+    _check_conservation(r)
+
+
+def test_voltage_collapse_at_the_diffusion_limit_is_the_cutoff():
+    # At 20C the surfaces fill within seconds: no voltage delivers the current any more,
+    # the Newton's voltage runs away, and that is the cutoff, found to the nanosecond
+    # (it used to end as a solver failure at the minimum step).
+    seg = _plates(12, 2, 2, h=2.0)
+    r = discharge(seg, c_rate=20, cutoff=0.5, area_factor=1.0, min_step=0.1, device="cpu")
+    assert r.status == "cutoff" and "collapsed" in r.reason, r.reason
+    sod = r.snapshots["sod"].isel(snapshot=-1).values
+    assert np.nanmax(sod) <= 1.0 and r.capacity > 0
     _check_conservation(r)
 
 
@@ -175,14 +190,11 @@ def test_filling_surfaces_end_at_the_cutoff_without_chatter():
                   separator=10.0, max_steps=1000, device="cpu")
     assert r.status == "cutoff", r.reason
     assert r.steps < 300
-    # after the first seconds (the solid's diffusion layer forming) no step-to-step jumps
-    # and no alternation: the voltage changes direction only a few times
-    v = r.curve.voltage.values[r.curve.time.values > 5.0]
-    dv = np.diff(v)
-    assert np.abs(dv).max() < 0.1
-    moving = dv[np.abs(dv) > 1e-3]
-    assert (np.diff(np.sign(moving)) != 0).sum() <= 6
-    assert v[-1] == pytest.approx(3.0, abs=1e-4)
+    # no alternation: the voltage only falls (it drops steeply at the end, where the
+    # surfaces fill and the current runs out of places to go)
+    dv = np.diff(r.curve.voltage.values)
+    assert dv.max() < 1e-6
+    assert r.curve.voltage.values[-1] == pytest.approx(3.0, abs=1e-4)
     sod = r.snapshots["sod"].isel(snapshot=-1).values
     assert np.nanmax(sod) <= 1.0 and np.nanmin(sod) >= 0.0
     _check_conservation(r)
@@ -294,3 +306,59 @@ def test_clogging_that_leaves_no_reactive_face_is_bad_input():
     with pytest.raises(InputError, match="no such face"):
         discharge(seg, c_rate=1, cutoff=3.0, separator=10.0, device="cpu",
                   scenario=scenario("cbd_clogging", seg, film_resistivity=0.0))
+
+
+@pytest.mark.parametrize("h", [2.0, 1.0, 0.25])
+def test_solid_diffusion_limited_slab_follows_the_analytic_surface(h):
+    # AM slabs 4 um thick, one reactive face each, with fast kinetics and electrolyte:
+    # the voltage is the OCP of the surface concentration of a plane sheet filled at a
+    # constant flux through one face (Carslaw & Jaeger, Conduction of Heat in Solids, 2nd
+    # ed., section 3.3; Crank, The Mathematics of Diffusion, 2nd ed., section 4.3.3). At
+    # D_s = 5e-16 m^2/s (seed 001's set) the diffusion layer is thinner than the voxel for
+    # most of the run: the voxel's surface model, not the grid, carries the answer. With
+    # the surface slope extrapolated from the voxel mean the capacity came out 9-46 %
+    # low and the voltage rose during the discharge.
+    from electromicro_dask.echem import scenario
+    from electromicro_dask.echem.parameters import _i0_chen2020
+
+    d_s, thick, nz = 5e-16, 4e-6, 6
+    p = chen2020(d_s=d_s, sigma_am=5.0,
+                 exchange_current=lambda ce, cs, cm, T: 1e3 * _i0_chen2020(ce, cs, cm, T),
+                 lithium_exchange_current=lambda ce, T: ce * 0 + 100.0,
+                 kappa_e=lambda c, T: c * 0 + 5.0, d_e=lambda c, T: c * 0 + 1e-8)
+    n_am = int(round(thick * 1e6 / h))
+    a = np.zeros((nz, 1, n_am + 1), "uint8")
+    a[:, :, :n_am] = 2
+    a[-1, :, :n_am] = 3  # an inert cap: the slabs react only through their side face
+    seg = as_segmentation(a, phases=PHASES, voxel_size=(2.0, h, h))
+    layers = np.broadcast_to(np.arange(nz)[:, None, None], seg.shape).copy()
+    r = discharge(seg, c_rate=0.5, cutoff=3.6, parameters=p, area_factor=1.0, separator=2.0,
+                  particles=layers, scenario=scenario("pristine", cracks="inert"),
+                  device="cpu")
+    _check_conservation(r)
+    # the molar flux through each face: the applied current over the nz - 1 side faces
+    i_app = r.current * 10.0 * (n_am + 1) * (h * 1e-6) ** 2
+    flux = i_app / ((nz - 1) * 2e-6 * h * 1e-6) / FARADAY
+    n = np.arange(1, 2000)[:, None]
+
+    def surface(t):
+        t = np.atleast_1d(t)[None]
+        series = (np.exp(-d_s * n ** 2 * np.pi ** 2 * t / thick ** 2) / n ** 2).sum(0)
+        c = p.sto_init * p.c_s_max + flux * t[0] / thick + flux * thick / (3 * d_s) \
+            - 2 * flux * thick / (np.pi ** 2 * d_s) * series
+        return np.minimum(c / p.c_s_max, 1 - 1e-9)
+
+    def ocv(t):
+        return p.ocv(surface(t))
+
+    from scipy.optimize import brentq
+
+    t_cut = brentq(lambda t: float(ocv(t)[0]) - 3.6, 1.0, 1e5)
+    assert r.status == "cutoff"
+    assert float(r.curve.time[-1]) == pytest.approx(t_cut, rel=0.05)
+    t = r.curve.time.values
+    sel = (t > 0) & (t < t_cut) & (surface(t) < 0.97)
+    err = r.curve.voltage.values[sel] - ocv(t[sel])
+    assert np.sqrt(np.mean(err ** 2)) < 8e-3
+    assert np.abs(err).max() < 15e-3
+    assert np.all(np.diff(r.curve.voltage.values) <= 1e-6)  # never rises on discharge
