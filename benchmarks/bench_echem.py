@@ -13,6 +13,9 @@ Studies (each appends its own section to results/echem.md, with the command):
     over gamma and over the six currents at gamma 0.12, as independent tasks through
     :func:`electromicro_dask.transport.sweep` on a LocalCluster (``resources={"GPU": 1}``
     where workers offer GPUs).
+``slab``
+    Solid-diffusion-limited AM slabs at several voxel sizes against the analytic surface
+    concentration of a plane sheet (the voxels' sub-voxel surface model).
 ``cost``
     Wall time, steps, iterations and peak memory of a C/2 discharge of a cube of
     ``--size`` voxels, beside PyBaMM's 1D DFN time and the published echemAMR figure.
@@ -20,6 +23,7 @@ Studies (each appends its own section to results/echem.md, with the command):
 Run:  python benchmarks/bench_echem.py seed001 [--voxel 2.0]
       python benchmarks/bench_echem.py seed002 [--workers 2]
       python benchmarks/bench_echem.py cost [--size 32 48] [--t-max 600]
+      python benchmarks/bench_echem.py slab [--voxels 2 1 0.5 0.25 0.125]
 """
 
 from __future__ import annotations
@@ -233,9 +237,60 @@ def study_cost(args, command):
     _append("Cost of one C/2 discharge (CPU)", command, lines)
 
 
+def study_slab(args, command):
+    """Solid-diffusion-limited slabs at several voxel sizes against the analytic sheet."""
+    from scipy.optimize import brentq
+
+    from electromicro_dask.core import as_segmentation
+    from electromicro_dask.echem import chen2020, discharge, scenario
+    from electromicro_dask.echem.parameters import FARADAY, _i0_chen2020
+    from electromicro_dask.echem.reference import plane_sheet_surface
+
+    d_s, thick, nz = 5e-16, 4e-6, 6
+    # fast kinetics and electrolyte: the voltage is the OCP of the slabs' surface
+    p = chen2020(d_s=d_s, sigma_am=5.0,
+                 exchange_current=lambda ce, cs, cm, T: 1e3 * _i0_chen2020(ce, cs, cm, T),
+                 lithium_exchange_current=lambda ce, T: ce * 0 + 100.0,
+                 kappa_e=lambda c, T: c * 0 + 5.0, d_e=lambda c, T: c * 0 + 1e-8)
+    lines = ["| voxel um | voxels across the slab | capacity mAh/g (analytic) | error % | "
+             "voltage RMS error mV | max mV | steps | wall s |", "|---|---|---|---|---|---|---|---|"]
+    for h in args.voxels:
+        n_am = int(round(thick * 1e6 / h))
+        a = np.zeros((nz, 1, n_am + 1), "uint8")
+        a[:, :, :n_am] = 2
+        a[-1, :, :n_am] = 3  # inert cap: each slab reacts through its side face only
+        seg = as_segmentation(a, phases={0: "pore", 2: "am", 3: "crack"},
+                              voxel_size=(2.0, h, h))
+        layers = np.broadcast_to(np.arange(nz)[:, None, None], seg.shape).copy()
+        r = discharge(seg, c_rate=0.5, cutoff=3.6, parameters=p, area_factor=1.0,
+                      separator=2.0, particles=layers, device=args.device,
+                      scenario=scenario("pristine", cracks="inert"))
+        flux = r.current * 10.0 * (n_am + 1) * h * h / ((nz - 1) * 2.0 * h) / FARADAY
+
+        def ocv(t):
+            c = plane_sheet_surface(np.atleast_1d(t), flux, thick, d_s, p.sto_init * p.c_s_max)
+            return p.ocv(np.minimum(c / p.c_s_max, 1 - 1e-9))
+
+        t_cut = brentq(lambda t: float(ocv(t)[0]) - 3.6, 1.0, 1e5)
+        q_ref = r.capacity * t_cut / float(r.curve.time[-1])
+        t = r.curve.time.values
+        sel = (t > 0) & (t < t_cut)
+        err = r.curve.voltage.values[sel] - ocv(t[sel])
+        lines.append(f"| {h:g} | {n_am} | {r.capacity:.2f} ({q_ref:.2f}) | "
+                     f"{100 * (r.capacity / q_ref - 1):+.1f} | "
+                     f"{1e3 * np.sqrt(np.mean(err ** 2)):.1f} | {1e3 * np.abs(err).max():.1f} | "
+                     f"{r.steps} | {r.wall_time_s:.0f} |")
+        print(lines[-1], flush=True)
+    lines += ["", "- AM slabs 4 um thick, D_s = 5e-16 m^2/s (seed 001's set), C/2 to 3.6 V, "
+              "kinetics and electrolyte made fast so the voltage is the OCP of the surface; "
+              "reference: the plane sheet filled at constant flux through one face "
+              "(`echem.reference.plane_sheet_surface`, Carslaw & Jaeger 3.3)"]
+    _append("Solid-diffusion-limited slabs against the analytic surface", command, lines)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("study", choices=("seed001", "seed002", "cost"))
+    ap.add_argument("study", choices=("seed001", "seed002", "cost", "slab"))
     ap.add_argument("--voxel", type=float, default=2.0, help="voxel size [um]")
     ap.add_argument("--thickness", type=float, default=60.0, help="seed002 cut-out [um]")
     ap.add_argument("--width", type=float, default=20.0, help="seed002 cut-out [um]")
@@ -244,10 +299,12 @@ def main(argv=None):
     ap.add_argument("--device", default="auto")
     ap.add_argument("--t-max", type=float, default=None,
                     help="cost: stop each discharge after this many simulated seconds")
+    ap.add_argument("--voxels", type=float, nargs="+", default=[2.0, 1.0, 0.5, 0.25, 0.125],
+                    help="slab: voxel sizes [um]")
     args = ap.parse_args(argv)
     command = "python benchmarks/bench_echem.py " + " ".join(argv or sys.argv[1:])
-    {"seed001": study_seed001, "seed002": study_seed002, "cost": study_cost}[args.study](
-        args, command)
+    {"seed001": study_seed001, "seed002": study_seed002, "cost": study_cost,
+     "slab": study_slab}[args.study](args, command)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""The 1D reference: PyBaMM's DFN half cell set up to match the voxel model.
+"""References for the voxel model: PyBaMM's DFN half cell set up to match it, and the
+analytic surface concentration of a plane sheet filled through one face.
 
 PyBaMM (Sulzer et al., J. Open Res. Softw. 9 (2021) 14) solves the Doyle-Fuller-Newman model
 with a lithium-metal counter electrode (``"working electrode": "positive"``). With
@@ -17,7 +18,7 @@ import numpy as np
 from ..core.errors import InputError
 from .parameters import FARADAY, Parameters, chen2020
 
-__all__ = ["pybamm_discharge"]
+__all__ = ["pybamm_discharge", "plane_sheet_surface"]
 
 
 def pybamm_discharge(thickness, am_fraction, porosity, specific_area, current, cutoff=3.5,
@@ -109,3 +110,52 @@ def pybamm_discharge(thickness, am_fraction, porosity, specific_area, current, c
     mass = p.am_density * am_fraction * thickness * 1e-6 * 1e3  # g per m^2
     return {"time": t, "voltage": v, "capacity": current * 10.0 * t[-1] / 3.6 / mass,
             "areal_capacity": current * t[-1] / 3600.0, "wall_time_s": wall}
+
+
+def plane_sheet_surface(t, flux, thickness, diffusivity, c0=0.0, terms=2000):
+    """Surface concentration of a plane sheet filled at a constant flux through one face.
+
+    A sheet ``0 < x < L`` with no flux at ``x = 0`` and the molar flux ``q`` entering at
+    ``x = L`` from ``t = 0`` (Carslaw & Jaeger, Conduction of Heat in Solids, 2nd ed.,
+    section 3.3; Crank, The Mathematics of Diffusion, 2nd ed., section 4.3.3)::
+
+        c(L, t) = c0 + q t / L + q L / (3 D)
+                  - (2 q L / (pi^2 D)) sum_n exp(-D n^2 pi^2 t / L^2) / n^2
+
+    Parameters
+    ----------
+    t : float or array_like
+        Time [s].
+    flux : float
+        Molar flux into the sheet [mol m^-2 s^-1].
+    thickness : float
+        ``L`` [m].
+    diffusivity : float
+        ``D`` [m^2/s].
+    c0 : float
+        Initial (uniform) concentration [mol/m^3].
+    terms : int
+        Terms of the series.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``c(L, t)`` [mol/m^3], the shape of ``t``.
+
+    Examples
+    --------
+    >>> float(plane_sheet_surface(0.0, 1e-5, 4e-6, 5e-16))
+    0.0
+    """
+    from scipy.special import erfc
+
+    t = np.asarray(t, dtype=float)
+    big_n = int(terms)
+    n = np.arange(1, big_n + 1).reshape((-1,) + (1,) * t.ndim)
+    a = diffusivity * np.pi ** 2 / thickness ** 2 * t
+    # sum_n exp(-a n^2) / n^2 = pi^2 / 6 + sum_n (exp(-a n^2) - 1) / n^2, the terms past
+    # big_n by their integral: exact at t = 0, where the plain series converges as 1/N
+    tail = (1.0 - np.exp(-a * big_n ** 2)) / big_n + np.sqrt(np.pi * a) * erfc(big_n * np.sqrt(a))
+    series = np.pi ** 2 / 6.0 + (np.expm1(-a * n ** 2) / n ** 2).sum(axis=0) - tail
+    return (c0 + flux * t / thickness + flux * thickness / (3.0 * diffusivity)
+            - 2.0 * flux * thickness / (np.pi ** 2 * diffusivity) * series)

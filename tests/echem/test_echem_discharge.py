@@ -320,6 +320,7 @@ def test_solid_diffusion_limited_slab_follows_the_analytic_surface(h):
     # low and the voltage rose during the discharge.
     from electromicro_dask.echem import scenario
     from electromicro_dask.echem.parameters import _i0_chen2020
+    from electromicro_dask.echem.reference import plane_sheet_surface
 
     d_s, thick, nz = 5e-16, 4e-6, 6
     p = chen2020(d_s=d_s, sigma_am=5.0,
@@ -339,13 +340,9 @@ def test_solid_diffusion_limited_slab_follows_the_analytic_surface(h):
     # the molar flux through each face: the applied current over the nz - 1 side faces
     i_app = r.current * 10.0 * (n_am + 1) * (h * 1e-6) ** 2
     flux = i_app / ((nz - 1) * 2e-6 * h * 1e-6) / FARADAY
-    n = np.arange(1, 2000)[:, None]
 
     def surface(t):
-        t = np.atleast_1d(t)[None]
-        series = (np.exp(-d_s * n ** 2 * np.pi ** 2 * t / thick ** 2) / n ** 2).sum(0)
-        c = p.sto_init * p.c_s_max + flux * t[0] / thick + flux * thick / (3 * d_s) \
-            - 2 * flux * thick / (np.pi ** 2 * d_s) * series
+        c = plane_sheet_surface(np.atleast_1d(t), flux, thick, d_s, p.sto_init * p.c_s_max)
         return np.minimum(c / p.c_s_max, 1 - 1e-9)
 
     def ocv(t):
