@@ -44,9 +44,9 @@ class StepFailed(Exception):
 
 
 class BelowCutoff(StepFailed):
-    """The cell voltage runs away below the cutoff within the step: the surfaces cannot
-    take the applied current at any voltage (their solid-diffusion-limited currents add
-    up to less), so the step crosses the cutoff."""
+    """The cell voltage runs away below the cutoff within the step: no voltage delivers
+    the applied current (the surfaces' solid-diffusion-limited currents add up to less,
+    or the salt has run out), so the step crosses the cutoff."""
 
 
 class Solver:
@@ -150,9 +150,9 @@ class Solver:
         functions of the surface concentration, the film resistance, and the surface
         concentration's dependence on the face current.
 
-        The surface concentration is the voxel value extrapolated half a voxel with the face
-        flux, ``c_surf = c_P - k j`` (notes/echem.md 5), over the smaller of half a voxel
-        and the diffusion layer grown since the current was switched on, and the voxel
+        The surface concentration is the voxel value plus the surface excess of the face
+        flux, ``c_surf = c_P - k j`` (notes/echem.md 5; ``k`` from the diffusion layer
+        grown since the current was switched on, :func:`_surface_depth`), and the voxel
         value itself moves with the face's own uptake over the step. Both are implicit in
         the face current, and the exchange current and the OCP are evaluated at that
         surface concentration exactly (``_kinetics.butler_volmer_surface``): lagging the
@@ -569,7 +569,8 @@ def _surface_depth(dt_diff, h):
     z = h / (2.0 * math.sqrt(dt_diff))
     if z > 30.0:  # i2erfc underflows; the layer is deep inside the voxel
         return 2.0 * math.sqrt(dt_diff / math.pi) - dt_diff / h
-    i2erfc = ((1.0 + 2.0 * z * z) * math.erfc(z) - 2.0 * z * math.exp(-z * z) / math.sqrt(math.pi)) / 4.0
+    i2erfc = ((1.0 + 2.0 * z * z) * math.erfc(z)
+              - 2.0 * z * math.exp(-z * z) / math.sqrt(math.pi)) / 4.0
     return 2.0 * math.sqrt(dt_diff / math.pi) - dt_diff / h * (1.0 - 4.0 * i2erfc)
 
 

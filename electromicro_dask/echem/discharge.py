@@ -415,7 +415,7 @@ def _integrate(solver, cell, seg, p, sc, i_mA, one_c, mass_g, area_cm2, cutoff, 
             if abs(state["V"] - cutoff) > 1e-4:
                 reason = (f"the voltage collapsed from {state['V']:.4f} V to below {cutoff} V "
                           f"within a nanosecond: no voltage delivers the applied current "
-                          f"any more (active-material surfaces full, highest surface "
+                          f"any more (active-material surfaces full, fullest voxel at "
                           f"sto {_max_sto(solver, state):.4f}, or the salt run out, lowest "
                           f"c_e {float(state['c_e'][solver.elec].min()):.3g} mol/m^3)")
             break
