@@ -88,6 +88,9 @@ class Solver:
         self.w = {d: T(cell.faces[d]) for d in self.dirs}
         self.film = {d: T(cell.film[d]) for d in self.dirs} if cell.film else {}
         self.wmask = {d: self.w[d] > 0 for d in self.dirs}
+        if self.dirs:
+            self.face_mask = torch.stack([self.wmask[d] for d in self.dirs])
+        self.film_all = torch.stack([self.film[d] for d in self.dirs]) if self.film else None
         self.h = sp
         self.pot_mask = torch.stack([self.solid, self.elec])
         # Boundaries: (kind, field, layer, area of one voxel face); bottom holds the cell
@@ -97,7 +100,7 @@ class Solver:
         self.sig_layers = {k: sig[v[1]] for k, v in self.bounds.items()}
         self.stats = {"pcg_iterations": 0, "pcg_solves": 0, "newton": 0}
         self._lin = {}  # the last solver of each system, whose factors the next may reuse
-        self._j_guess = {}  # the last face currents: the start of the next face solve
+        self._j_guess = None  # the last face currents: the start of the next face solve
         self.cutoff = None  # set by the caller: a Newton running away below it ends a step
         self._build_operators()
 
@@ -148,7 +151,9 @@ class Solver:
     def _faces(self, c_s, c_e, j_ref=None):
         """Per reactive face, for fixed concentrations: the exchange current and the OCP as
         functions of the surface concentration, the film resistance, and the surface
-        concentration's dependence on the face current.
+        concentration's dependence on the face current. The faces of all directions are
+        stacked (leading axis: ``self.dirs``) and solved in one call: on small grids the
+        face solve is bound by the number of tensor operations, not their size.
 
         The surface concentration is the voxel value plus the surface excess of the face
         flux, ``c_surf = c_P - k j`` (notes/echem.md 5; ``k`` from the diffusion layer
@@ -160,11 +165,13 @@ class Solver:
         charge-transfer resistance (fine voxels, slow solid diffusion), and linearising it
         about the voxel value made the voltage rise during diffusion-limited discharges."""
         torch, p = self.torch, self.p
-        out = {}
+        if not self.dirs:
+            return None
+        ce_all, c_as, slopes = [], [], []
         for d in self.dirs:
             ax, s = d
             m = self.wmask[d]
-            ce_n = shift(c_e, ax, s).clamp(min=1e-6)
+            ce_all.append(shift(c_e, ax, s).clamp(min=1e-6))
             # c_surf = c_a - slope * j: the face's own uptake over the step (one-voxel
             # Jacobian of the c_s block) and the sub-voxel surface excess
             slope = torch.zeros_like(c_s)
@@ -181,14 +188,17 @@ class Solver:
                 slope = slope + uptake
                 if j_ref is not None:
                     c_a = c_s + uptake * j_ref[d]
+            c_as.append(c_a)
+            slopes.append(torch.where(m, slope, 0.0))
+        ce_n = torch.stack(ce_all).reshape(-1)
+        mask = self.face_mask.reshape(-1)
 
-            def i0_of(c, sel, ce_n=ce_n.reshape(-1), m=m.reshape(-1)):
-                ce = ce_n[sel].expand_as(c)
-                return torch.where(m[sel], p.exchange_current(ce, c, p.c_s_max,
-                                                              p.temperature), 0.0)
+        def i0_of(c, sel):
+            ce = ce_n[sel].expand_as(c)
+            return torch.where(mask[sel], p.exchange_current(ce, c, p.c_s_max, p.temperature),
+                               0.0)
 
-            out[d] = (i0_of, self.film.get(d), c_a, torch.where(m, slope, 0.0))
-        return out
+        return i0_of, self.film_all, torch.stack(c_as), torch.stack(slopes)
 
     def _ocp(self, c):
         p = self.p
@@ -230,23 +240,24 @@ class Solver:
         Fe = laplacian(T_e, pe)
         Fe -= laplacian([t * self.nu for t in T_e], lnc)
         js, gs, etas = {}, {}, {}
-        for d in self.dirs:
-            ax, s = d
-            m = self.wmask[d]
-            i0_of, res, c_a, slope = faces[d]
-            psi = ps - shift(pe, ax, s)
+        if self.dirs:
+            i0_of, film, c_a, slope = faces
+            psi = torch.stack([ps - shift(pe, ax, s) for ax, s in self.dirs])
             j, g, eta = butler_volmer_surface(i0_of, self._ocp, c_a, slope, p.c_s_max, psi,
-                                              res, p.alpha, self.f,
-                                              guess=self._j_guess.get(d))
-            self._j_guess[d] = j
+                                              film, p.alpha, self.f, guess=self._j_guess)
+            self._j_guess = j
+            m = self.face_mask
             j = torch.where(m, j, 0.0)
             g = torch.where(m, g, 0.0)
-            if d in self.film:
-                eta = eta + self.film[d] * j  # the film drop counts as overpotential
-            wj = self.w[d] * j
-            Fs += wj
-            Fe -= shift(wj, ax, -s)
-            js[d], gs[d], etas[d] = j, g, torch.where(m, eta, 0.0)
+            if film is not None:
+                eta = eta + film * j  # the film drop counts as overpotential
+            eta = torch.where(m, eta, 0.0)
+            for i, d in enumerate(self.dirs):
+                ax, s = d
+                wj = self.w[d] * j[i]
+                Fs += wj
+                Fe -= shift(wj, ax, -s)
+                js[d], gs[d], etas[d] = j[i], g[i], eta[i]
         bnd = {}
         for name in ("bottom", "top"):
             field, a_in, g, jface = self._boundary(name, phi, V, ele, self._jb_prev.get(name))
