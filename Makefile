@@ -29,8 +29,12 @@ install-test: $(VENV)/.test
 demo: $(VENV)/.base
 	$(VENV)/bin/electromicro demo --out $(DEMO_OUT)
 
+# Two pytest-xdist workers, each test file on one worker (the scheduler tests share daemons
+# within a file): the scheduler, browser and cluster tests mostly wait, so two workers on two
+# cores halve the suite's wall time. TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= 2
 test: $(VENV)/.test
-	$(PY) -m pytest -q --durations=25 $(PYTEST_ARGS)
+	$(PY) -m pytest -q --durations=25 -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 # Each benchmark is a script (minutes to hours): `make bench NAME=pfib` runs
 # benchmarks/bench_pfib.py; its results land in benchmarks/results/.
