@@ -88,9 +88,12 @@ class Solver:
         self.w = {d: T(cell.faces[d]) for d in self.dirs}
         self.film = {d: T(cell.film[d]) for d in self.dirs} if cell.film else {}
         self.wmask = {d: self.w[d] > 0 for d in self.dirs}
-        if self.dirs:
-            self.face_mask = torch.stack([self.wmask[d] for d in self.dirs])
-        self.film_all = torch.stack([self.film[d] for d in self.dirs]) if self.film else None
+        # The reactive faces of all directions as one flat list: index into the arrays
+        # stacked over self.dirs (most voxels are not faces).
+        self.face_idx = (torch.stack([self.wmask[d] for d in self.dirs]).reshape(-1)
+                         .nonzero().reshape(-1) if self.dirs else None)
+        self.film_all = (torch.stack([self.film[d] for d in self.dirs]).reshape(-1)[self.face_idx]
+                         if self.film else None)
         self.h = sp
         self.pot_mask = torch.stack([self.solid, self.elec])
         # Boundaries: (kind, field, layer, area of one voxel face); bottom holds the cell
@@ -151,9 +154,10 @@ class Solver:
     def _faces(self, c_s, c_e, j_ref=None):
         """Per reactive face, for fixed concentrations: the exchange current and the OCP as
         functions of the surface concentration, the film resistance, and the surface
-        concentration's dependence on the face current. The faces of all directions are
-        stacked (leading axis: ``self.dirs``) and solved in one call: on small grids the
-        face solve is bound by the number of tensor operations, not their size.
+        concentration's dependence on the face current. The faces of all directions form
+        one flat list (``self.face_idx`` into arrays stacked over ``self.dirs``) solved in
+        one call: on small grids the face solve is bound by the number of tensor
+        operations, on large ones by the number of faces.
 
         The surface concentration is the voxel value plus the surface excess of the face
         flux, ``c_surf = c_P - k j`` (notes/echem.md 5; ``k`` from the diffusion layer
@@ -190,15 +194,14 @@ class Solver:
                     c_a = c_s + uptake * j_ref[d]
             c_as.append(c_a)
             slopes.append(torch.where(m, slope, 0.0))
-        ce_n = torch.stack(ce_all).reshape(-1)
-        mask = self.face_mask.reshape(-1)
+        idx = self.face_idx
+        ce_n = torch.stack(ce_all).reshape(-1)[idx]
 
         def i0_of(c, sel):
-            ce = ce_n[sel].expand_as(c)
-            return torch.where(mask[sel], p.exchange_current(ce, c, p.c_s_max, p.temperature),
-                               0.0)
+            return p.exchange_current(ce_n[sel].expand_as(c), c, p.c_s_max, p.temperature)
 
-        return i0_of, self.film_all, torch.stack(c_as), torch.stack(slopes)
+        return (i0_of, self.film_all, torch.stack(c_as).reshape(-1)[idx],
+                torch.stack(slopes).reshape(-1)[idx])
 
     def _ocp(self, c):
         p = self.p
@@ -242,16 +245,16 @@ class Solver:
         js, gs, etas = {}, {}, {}
         if self.dirs:
             i0_of, film, c_a, slope = faces
-            psi = torch.stack([ps - shift(pe, ax, s) for ax, s in self.dirs])
-            j, g, eta = butler_volmer_surface(i0_of, self._ocp, c_a, slope, p.c_s_max, psi,
-                                              film, p.alpha, self.f, guess=self._j_guess)
-            self._j_guess = j
-            m = self.face_mask
-            j = torch.where(m, j, 0.0)
-            g = torch.where(m, g, 0.0)
+            idx = self.face_idx
+            psi = torch.stack([ps - shift(pe, ax, s) for ax, s in self.dirs]).reshape(-1)[idx]
+            jf, gf, etaf = butler_volmer_surface(i0_of, self._ocp, c_a, slope, p.c_s_max, psi,
+                                                 film, p.alpha, self.f, guess=self._j_guess)
+            self._j_guess = jf
             if film is not None:
-                eta = eta + film * j  # the film drop counts as overpotential
-            eta = torch.where(m, eta, 0.0)
+                etaf = etaf + film * jf  # the film drop counts as overpotential
+            shape = (len(self.dirs),) + tuple(ps.shape)
+            j, g, eta = (ps.new_zeros(shape).reshape(-1).index_copy(0, idx, v).reshape(shape)
+                         for v in (jf, gf, etaf))
             for i, d in enumerate(self.dirs):
                 ax, s = d
                 wj = self.w[d] * j[i]
