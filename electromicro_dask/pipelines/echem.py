@@ -13,6 +13,13 @@ CBD-transport study of seed 002, as one pipeline with a ``study`` parameter.
     gamma (``scenario("homogenised_cbd", cbd_gamma=g)``) -> the six currents 1-12 mA/cm^2 at
     one gamma -> the blocking symmetric-cell impedance at that gamma -> the tau_CBD table in
     the form of seed 002 Table 3 (gamma, tau = 0.5 / gamma, the Table's "1/tau" = 2 gamma).
+``study: thickness`` (seed 001, Fig. S9)
+    segmentation -> its pore tortuosity factor through the thickness and its phase fractions
+    -> stochastic electrodes (:func:`~electromicro_dask.synth.electrode`) with those
+    fractions, the particle radius chosen among ``radius_factors`` times the stand-in's so
+    that their pore tortuosity factor is nearest the segmentation's -> one such electrode per
+    thickness in ``thicknesses_um`` (seed 001: 80, 160 and 240 um) discharged at
+    ``thickness_c_rate`` (C/3) -> capacity and areal capacity over the thickness, curves.
 
 The segmentation is a store variable (``input_variable``: z through the thickness, collector at
 z = 0, phases named am/nmc, cbd, pore, crack, used whole: each discharge solves the whole
@@ -85,6 +92,10 @@ PARAMETERS = {
     "currents_mA_cm2": [1.0, 3.0, 6.0, 8.0, 10.0, 12.0],
     "gamma": 0.12,                    # of the current sweep and the impedance
     "t_max_s": 20000.0,
+    # thickness
+    "thicknesses_um": [80.0, 160.0, 240.0],
+    "thickness_c_rate": 1.0 / 3.0,
+    "radius_factors": [0.6, 1.0, 1.6],  # candidate radii, times particle_radius_um
     # measured curves laid over the simulated discharges: {label: CSV path} or {label:
     # {path, capacity, voltage, capacity_scale}} (io.read_curve)
     "measured_curves": {},
@@ -99,6 +110,10 @@ _DEFAULTS = {
                 "fractions": {"am": 0.5, "cbd": 0.2, "pore": 0.3},
                 "particle_radius_um": [3.0, 0.6], "parameter_set": "chen2020",
                 "cutoff_V": 3.0},
+    "thickness": {"size_um": [40.0, 25.0, 25.0],
+                  "fractions": {"am": 0.6, "cbd": 0.1, "pore": 0.3},
+                  "particle_radius_um": [4.0, 1.0], "parameter_set": "nmc811_seed001",
+                  "cutoff_V": 3.5},
 }
 
 #: Seed 001 (section "Gradient of CEI thickness and ununiform SOD", Figs. 4B and 5A):
@@ -255,6 +270,14 @@ def validate(params):
         if p["calibration_max_evaluations"] < 1:
             _bad("calibration_max_evaluations",
                  f"a positive integer, got {p['calibration_max_evaluations']}")
+    elif p["study"] == "thickness":
+        _positive_list(p, "thicknesses_um")
+        thin = [t for t in p["thicknesses_um"] if t / h < 2]
+        if thin:
+            _bad("thicknesses_um", f"thicknesses of at least 2 voxels ({2 * h:g} um), got "
+                 f"{p['thicknesses_um']}")
+        _positive(p, "thickness_c_rate")
+        _positive_list(p, "radius_factors")
     else:
         _positive_list(p, "gammas")
         _positive_list(p, "currents_mA_cm2")
@@ -328,6 +351,8 @@ def _settings(p):
          "cutoff_V": float(p["cutoff_V"]), "device": p["device"]}
     if p["study"] == "seed001":
         s.update(c_rate=float(p["c_rate"]), film_seed=int(p["film_seed"]))
+    elif p["study"] == "thickness":
+        s.update(c_rate=float(p["thickness_c_rate"]))
     else:
         s.update(t_max_s=float(p["t_max_s"]))
     return s
@@ -660,6 +685,95 @@ def impedance_spectrum(impedance):
                          ("frequency_Hz", "z_real_ohm_cm2", "z_imag_ohm_cm2")})
 
 
+def _fractions(seg):
+    """am / cbd / pore fractions of a segmentation (nmc counts as am, cracks as pore),
+    normalised over those phases."""
+    v = np.asarray(seg.values)
+    out = {"am": 0.0, "cbd": 0.0, "pore": 0.0}
+    for code, name in seg.attrs["phases"].items():
+        key = {"nmc": "am", "crack": "pore"}.get(name, name)
+        if key in out:
+            out[key] += float((v == code).mean())
+    total = sum(out.values())
+    return {k: x / total for k, x in out.items()}
+
+
+def _pore_tau(seg, device):
+    from ..transport import tortuosity_factor
+
+    return float(tortuosity_factor(seg, phase=[n for n in ("pore", "crack")
+                                               if n in seg.attrs["phases"].values()],
+                                   axis="z", device=device).tau)
+
+
+def thickness_match(phases, radius_um, radius_factors, voxel_size_um, seed, settings):
+    """The stochastic electrodes' particle radius: among ``radius_factors`` times
+    ``radius_um`` (mean, sd), the one whose electrode (the segmentation's size and phase
+    fractions) has the pore tortuosity factor through the thickness nearest the
+    segmentation's (compared in log)."""
+    from ..core.arrays import voxel_size
+
+    seg = _segmentation(phases)
+    dev = "cpu" if settings["device"] == "cpu" else "auto"
+    fr = _fractions(seg)
+    size = [n * h for n, h in zip(seg.shape, voxel_size(seg))]
+    tau = _pore_tau(seg, dev)
+    if not (np.isfinite(tau) and tau > 0):
+        raise InputError("input_variable", "an electrode whose pore space percolates through "
+                         f"the thickness (z) to match, got a pore tortuosity factor of {tau}")
+    cands = []
+    for k in radius_factors:
+        r = [float(radius_um[0] * k), float(radius_um[1] * k)]
+        e = make_electrode(size, voxel_size_um, fr, r, seed).compute()
+        cands.append({"radius_factor": float(k), "radius_um": r, "pore_tau": _pore_tau(e, dev),
+                      "fractions": _fractions(e)})
+    best = min(cands, key=lambda c: abs(math.log(c["pore_tau"] / tau))
+               if np.isfinite(c["pore_tau"]) and c["pore_tau"] > 0 else math.inf)
+    return _plain({"pore_tau": tau, "fractions": fr, "size_um": size, "candidates": cands,
+                   "radius_um": best["radius_um"], "matched_pore_tau": best["pore_tau"]})
+
+
+def thickness_discharges(thickness_match, thicknesses, voxel_size_um, seed, settings):
+    """One stochastic electrode per thickness (the matched radius, the segmentation's
+    fractions and cross-section) discharged at the study's C-rate."""
+    m = thickness_match
+    dev = "cpu" if settings["device"] == "cpu" else "auto"
+    electrodes, taus = [], []
+    for t in thicknesses:
+        e = make_electrode([float(t)] + m["size_um"][1:], voxel_size_um, m["fractions"],
+                           m["radius_um"], seed).compute()
+        electrodes.append(e)
+        taus.append(_pore_tau(e, dev))
+    runs = _sweep(_run_discharge, [dict(phases=e, name="pristine", settings=settings,
+                                        label=f"{t:g} um") for t, e in zip(thicknesses, electrodes)])
+    return _plain({"thicknesses_um": [float(t) for t in thicknesses], "pore_tau": taus,
+                   "fractions": [_fractions(e) for e in electrodes], "runs": runs})
+
+
+def thickness_table(thickness_discharges, thickness_match):
+    """Capacity and areal capacity over the thickness, with each electrode's pore
+    tortuosity factor beside the measured one."""
+    import pandas as pd
+
+    d = thickness_discharges
+    return pd.DataFrame([{
+        "thickness_um": t, "pore_tau": tau, "measured_pore_tau": thickness_match["pore_tau"],
+        "am_fraction": fr.get("am"), "capacity_mAh_g": _scalar(r, "capacity"),
+        "areal_capacity_mAh_cm2": _scalar(r, "areal_capacity"),
+        "current_mA_cm2": _scalar(r, "current"), "c_e_top_bottom_pct": _top_bottom_pct(r),
+        "status": r["scalars"].get("status"), "steps": _scalar(r, "steps"),
+        "lithium_error": _scalar(r, "max_lithium_error")}
+        for t, tau, fr, r in zip(d["thicknesses_um"], d["pore_tau"], d["fractions"], d["runs"])])
+
+
+def thickness_curves(thickness_discharges):
+    import pandas as pd
+
+    d = thickness_discharges
+    return pd.concat([_curve_rows(r, thickness_um=t) for t, r in
+                      zip(d["thicknesses_um"], d["runs"])], ignore_index=True)
+
+
 def stages(params):
     p = resolved(params)
     src = p["input_variable"] or "synthetic_phases"
@@ -686,6 +800,20 @@ def stages(params):
             Stage("profiles", profiles, inputs=(src, "discharges"),
                   outputs=tuple(f"{k}_{s}" for s in sc
                                 for k in ("sod_profile", "c_e_profile", "sod_slice"))),
+        ]
+    elif p["study"] == "thickness":
+        h = float(p["voxel_size_um"])
+        out += [
+            Stage("thickness_match", thickness_match, inputs=(src,), params=dict(
+                radius_um=[float(v) for v in p["particle_radius_um"]],
+                radius_factors=[float(k) for k in p["radius_factors"]], voxel_size_um=h,
+                seed=p["seed"], settings=settings)),
+            Stage("thickness_discharges", thickness_discharges, inputs=("thickness_match",),
+                  params=dict(thicknesses=[float(t) for t in p["thicknesses_um"]],
+                              voxel_size_um=h, seed=p["seed"], settings=settings)),
+            Stage("thickness_table", thickness_table,
+                  inputs=("thickness_discharges", "thickness_match")),
+            Stage("discharge_curves", thickness_curves, inputs=("thickness_discharges",)),
         ]
     else:
         out += [
@@ -899,8 +1027,42 @@ def _summarize_seed002(store, params):
     return summary, figures, tables
 
 
+def _summarize_thickness(store, params):
+    match = open_table(store, "thickness_match")
+    disc = open_table(store, "thickness_discharges")
+    table = open_table(store, "thickness_table")
+    labels = [f"{t:g} um" for t in disc["thicknesses_um"]]
+    fig, (ax,) = _fig()
+    _plot(ax, "discharge_curves", disc["runs"], labels)
+    _overlay_measured(ax, _measured(params))
+    rate = params["thickness_c_rate"]
+    ax.set_title(f"C/{1 / rate:.3g} to {params['cutoff_V']:g} V, stochastic electrodes "
+                 "(seed 001 Fig. S9)", fontsize="small")
+    areal = table["areal_capacity_mAh_cm2"].to_numpy()
+    grav = table["capacity_mAh_g"].to_numpy()
+    summary = {
+        "study": "thickness",
+        "measured_pore_tau": match["pore_tau"], "matched_pore_tau": match["matched_pore_tau"],
+        "radius_um": match["radius_um"], "fractions": match["fractions"],
+        "capacity_mAh_g": dict(zip(labels, map(float, grav))),
+        "areal_capacity_mAh_cm2": dict(zip(labels, map(float, areal))),
+        "checks": {"areal capacity rises with thickness": bool(np.all(np.diff(areal) > 0)),
+                   "capacity per gram falls with thickness": bool(np.all(np.diff(grav) <= 0))},
+        "not_at_cutoff": _status_note(disc["runs"], labels),
+    }
+    import pandas as pd
+
+    tables = {"capacity over the thickness": table,
+              "particle radius chosen by the pore tortuosity factor": pd.DataFrame(
+                  [{"radius_um": c["radius_um"][0], "pore_tau": c["pore_tau"]}
+                   for c in match["candidates"]])}
+    return summary, {"discharge_curves": fig}, tables
+
+
 def summarize(store, params):
     p = resolved(params)
     if p["study"] == "seed001":
         return _summarize_seed001(store, p)
+    if p["study"] == "thickness":
+        return _summarize_thickness(store, p)
     return _summarize_seed002(store, p)

@@ -200,3 +200,44 @@ def test_measured_curves_are_laid_over_the_discharges(tmp_path):
     assert line.get_label() == "measured: cell A"
     np.testing.assert_allclose(line.get_xdata(), [0, 100, 200])
     plt.close(fig)
+
+
+def test_thickness_study_matches_the_pore_tortuosity_and_discharges_each_thickness(tmp_path):
+    from electromicro_dask.transport import tortuosity_factor
+
+    store = tmp_path / "thick.zarr"
+    rec = _recipe("thickness_study.yaml", voxel_size_um=2.0, size_um=[16.0, 8.0, 8.0],
+                  fractions={"am": 0.45, "cbd": 0.15, "pore": 0.4},
+                  particle_radius_um=[3.0, 0.6], parameter_set="chen2020", cutoff_V=3.8,
+                  device="cpu", thicknesses_um=[12.0, 24.0], radius_factors=[1.0, 1.5])
+    res = runner.run(rec, store=store, out=tmp_path / "rep", quiet=True)
+    ref = open_store(store)["synthetic_phases"]
+    match = open_table(store, "thickness_match")
+    # the measured electrode's pore tortuosity factor and fractions
+    tau = tortuosity_factor(ref, phase="pore", axis="z", device="cpu").tau
+    assert match["pore_tau"] == pytest.approx(tau, rel=1e-6)
+    v = ref.values
+    for name, code in (("am", 2), ("cbd", 1), ("pore", 0)):
+        assert ref.attrs["phases"][code] == name
+        assert match["fractions"][name] == pytest.approx((v == code).mean())
+    # the chosen radius is the candidate whose pore tortuosity is nearest (in log)
+    err = [abs(np.log(c["pore_tau"] / tau)) for c in match["candidates"]]
+    assert match["radius_um"] == match["candidates"][int(np.argmin(err))]["radius_um"]
+    table = open_table(store, "thickness_table")
+    assert list(table["thickness_um"]) == [12.0, 24.0]
+    # electrodes with the measured fractions, discharged to the cutoff at C/3
+    assert np.allclose(table["am_fraction"], match["fractions"]["am"], atol=0.05)
+    assert (table["status"] == "cutoff").all() and (table["lithium_error"] < 1e-6).all()
+    # twice the material at the same C-rate: more charge per area, twice the current
+    a = table["areal_capacity_mAh_cm2"].to_numpy()
+    assert a[1] > 1.3 * a[0]
+    i = table["current_mA_cm2"].to_numpy()
+    assert i[1] / i[0] == pytest.approx(2 * table["am_fraction"][1] / table["am_fraction"][0],
+                                        rel=0.1)
+    assert res.summary["checks"]["areal capacity rises with thickness"]
+    assert (tmp_path / "rep" / "discharge_curves.png").stat().st_size > 5000
+    curves = open_table(store, "discharge_curves")
+    assert set(curves["thickness_um"]) == {12.0, 24.0}
+    with pytest.raises(InputError, match="thicknesses_um"):
+        runner.run(_recipe("thickness_study.yaml", thicknesses_um=[80.0, 1.0]),
+                   store=tmp_path / "bad.zarr", quiet=True)
