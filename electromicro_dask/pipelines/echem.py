@@ -698,8 +698,11 @@ def _fractions(seg):
     return {k: x / total for k, x in out.items()}
 
 
-def _pore_tau(seg, device):
+def _pore_tau(seg, settings):
     from ..transport import tortuosity_factor
+
+    # tortuosity_factor takes "cpu" or "auto" (a discharge's "cuda:N" picks CUDA there too)
+    device = "cpu" if settings["device"] == "cpu" else "auto"
 
     return float(tortuosity_factor(seg, phase=[n for n in ("pore", "crack")
                                                if n in seg.attrs["phases"].values()],
@@ -714,10 +717,9 @@ def thickness_match(phases, radius_um, radius_factors, voxel_size_um, seed, sett
     from ..core.arrays import voxel_size
 
     seg = _segmentation(phases)
-    dev = "cpu" if settings["device"] == "cpu" else "auto"
     fr = _fractions(seg)
     size = [n * h for n, h in zip(seg.shape, voxel_size(seg))]
-    tau = _pore_tau(seg, dev)
+    tau = _pore_tau(seg, settings)
     if not (np.isfinite(tau) and tau > 0):
         raise InputError("input_variable", "an electrode whose pore space percolates through "
                          f"the thickness (z) to match, got a pore tortuosity factor of {tau}")
@@ -725,7 +727,7 @@ def thickness_match(phases, radius_um, radius_factors, voxel_size_um, seed, sett
     for k in radius_factors:
         r = [float(radius_um[0] * k), float(radius_um[1] * k)]
         e = make_electrode(size, voxel_size_um, fr, r, seed).compute()
-        cands.append({"radius_factor": float(k), "radius_um": r, "pore_tau": _pore_tau(e, dev),
+        cands.append({"radius_factor": float(k), "radius_um": r, "pore_tau": _pore_tau(e, settings),
                       "fractions": _fractions(e)})
     best = min(cands, key=lambda c: abs(math.log(c["pore_tau"] / tau))
                if np.isfinite(c["pore_tau"]) and c["pore_tau"] > 0 else math.inf)
@@ -737,13 +739,12 @@ def thickness_discharges(thickness_match, thicknesses, voxel_size_um, seed, sett
     """One stochastic electrode per thickness (the matched radius, the segmentation's
     fractions and cross-section) discharged at the study's C-rate."""
     m = thickness_match
-    dev = "cpu" if settings["device"] == "cpu" else "auto"
     electrodes, taus = [], []
     for t in thicknesses:
         e = make_electrode([float(t)] + m["size_um"][1:], voxel_size_um, m["fractions"],
                            m["radius_um"], seed).compute()
         electrodes.append(e)
-        taus.append(_pore_tau(e, dev))
+        taus.append(_pore_tau(e, settings))
     runs = _sweep(_run_discharge, [dict(phases=e, name="pristine", settings=settings,
                                         label=f"{t:g} um") for t, e in zip(thicknesses, electrodes)])
     return _plain({"thicknesses_um": [float(t) for t in thicknesses], "pore_tau": taus,
