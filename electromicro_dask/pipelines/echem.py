@@ -95,7 +95,7 @@ PARAMETERS = {
     # thickness
     "thicknesses_um": [80.0, 160.0, 240.0],
     "thickness_c_rate": 1.0 / 3.0,
-    "radius_factors": [0.6, 1.0, 1.6],  # candidate radii, times particle_radius_um
+    "radius_factors": [0.8, 1.0, 1.5],  # candidate radii, times particle_radius_um
     # measured curves laid over the simulated discharges: {label: CSV path} or {label:
     # {path, capacity, voltage, capacity_scale}} (io.read_curve)
     "measured_curves": {},
@@ -112,7 +112,7 @@ _DEFAULTS = {
                 "cutoff_V": 3.0},
     "thickness": {"size_um": [40.0, 25.0, 25.0],
                   "fractions": {"am": 0.6, "cbd": 0.1, "pore": 0.3},
-                  "particle_radius_um": [4.0, 1.0], "parameter_set": "nmc811_seed001",
+                  "particle_radius_um": [5.0, 1.2], "parameter_set": "nmc811_seed001",
                   "cutoff_V": 3.5},
 }
 
@@ -278,6 +278,14 @@ def validate(params):
                  f"{p['thicknesses_um']}")
         _positive(p, "thickness_c_rate")
         _positive_list(p, "radius_factors")
+        _positive_list(p, "particle_radius_um", n=2)
+        r0 = p["particle_radius_um"][0]
+        # Every candidate electrode is generated, so every candidate radius must resolve.
+        small = [k for k in p["radius_factors"] if k * r0 < 1.5 * h]
+        if small:
+            _bad("radius_factors", f"factors giving mean radii of at least 1.5 voxels "
+                 f"({1.5 * h:g} um at voxel_size_um {h:g}) from particle_radius_um {r0:g}; "
+                 f"{small} give less")
     else:
         _positive_list(p, "gammas")
         _positive_list(p, "currents_mA_cm2")

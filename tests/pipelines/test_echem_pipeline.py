@@ -135,6 +135,7 @@ def test_seed002_recipe_runs_stores_and_reports(tmp_path):
     ("echem_seed002.yaml", {"gamma": 0.0}, "gamma"),
     ("echem_seed002.yaml", {"separator_um": -1.0}, "separator_um"),
     ("echem_seed002.yaml", {"no_such_key": 1}, "no_such_key"),
+    ("thickness_study.yaml", {"radius_factors": [0.5, 1.0]}, "radius_factors"),
     ("echem_seed002.yaml", {"measured_curves": {"cell A": "/no/such/file.csv"}},
      "measured_curves.cell A"),
 ])
@@ -180,6 +181,16 @@ def test_workflow_files_parse_and_validate():
                                         "parameters": {"study": "seed002"}})
     sp = {s.name: s for s in module.stages(p)}["synthetic_phases"].params
     assert sp["size_um"] == [60.0, 20.0, 20.0] and "crack" not in sp["fractions"]
+
+    # The thickness study's file and its defaults: every candidate electrode resolves its
+    # particles (at least 1.5 voxels of mean radius).
+    for recipe in (ROOT / "workflows" / "thickness_study.yaml",
+                   {"pipeline": "echem", "parameters": {"study": "thickness"}}):
+        module, p = runner.validate_recipe(recipe)
+        st = {s.name: s for s in module.stages(p)}
+        m = st["thickness_match"].params
+        assert min(m["radius_factors"]) * m["radius_um"][0] >= 1.5 * m["voxel_size_um"]
+        assert st["thickness_discharges"].params["thicknesses"] == [80.0, 160.0, 240.0]
 
 
 def test_measured_curves_are_laid_over_the_discharges(tmp_path):
