@@ -1,5 +1,12 @@
 import os
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `make test` runs one pytest-xdist worker per core: one OpenMP/BLAS thread each, set
+    # before numpy and torch load, or the workers' thread pools oversubscribe the cores
+    # (a torch-heavy test ran three times slower beside another worker).
+    for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(_var, "1")
+
 import dask
 import numpy as np
 import pytest
