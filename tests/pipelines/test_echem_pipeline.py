@@ -246,6 +246,20 @@ def test_thickness_study_matches_the_pore_tortuosity_and_discharges_each_thickne
     assert i[1] / i[0] == pytest.approx(2 * table["am_fraction"][1] / table["am_fraction"][0],
                                         rel=0.1)
     assert res.summary["checks"]["areal capacity rises with thickness"]
+    # the percolation check against scipy's labelling of the same electrodes' pores
+    from scipy import ndimage
+
+    from electromicro_dask.pipelines.echem import make_electrode
+
+    def spans(t):
+        e = make_electrode([t, 8.0, 8.0], 2.0, match["fractions"], match["radius_um"], 1)
+        lab, _ = ndimage.label(e.values == 0)
+        return bool(set(np.unique(lab[0])) & set(np.unique(lab[-1])) - {0})
+
+    spanning = [spans(t) for t in (12.0, 24.0)]
+    check = "every electrode's pores percolate through the thickness"
+    assert res.summary["checks"][check] == all(spanning)
+    assert ("pores_not_percolating" in res.summary) == (not all(spanning))
     assert (tmp_path / "rep" / "discharge_curves.png").stat().st_size > 5000
     curves = open_table(store, "discharge_curves")
     assert set(curves["thickness_um"]) == {12.0, 24.0}
