@@ -90,6 +90,49 @@ def test_bad_milling_axis(sample):
         pfib_phases(img, thresholds=(0.6, 0.3))
 
 
+def test_wall_copy_finds_thin_gaps_in_front_of_particles(sample):
+    # A CBD layer detached from the particles by a 3-voxel gap (seed 001 Fig. 2D): the
+    # gap in front of a particle shows the particle, dimmed, at about the CBD grey value.
+    truth, _ = sample
+    cut = synth.detach_cbd(truth, 0.3, gap_voxels=3, cell_voxels=8).compute()
+    gap = (cut.values == 0) & (truth.values == 1)
+    img = pfib_stack(cut, seed=1)
+    seg = pfib_phases(img)
+    # the pore-back model learned from the image is the renderer's (gain 0.5, 0.97 / slice)
+    model = seg.attrs["wall_copy"]
+    assert model["gain"] == pytest.approx(0.5, abs=0.03)
+    assert model["attenuation"] == pytest.approx(0.97, abs=0.01)
+    assert model["sigma"] == pytest.approx(0.02 * np.sqrt(1 + 0.5 ** 2), rel=0.2)
+    s, s0 = seg.values, pfib_phases(img, wall_copy=False).values
+    t = cut.values
+    assert (s0[gap] == 0).mean() < 0.7 < 0.8 < (s[gap] == 0).mean()
+    # only CBD-grey voxels become pore, and few of the real CBD
+    changed = s != s0
+    assert np.all(s0[changed] == 1) and np.all(s[changed] == 0)
+    assert (changed & (t == 1)).sum() < 0.1 * (t == 1).sum()
+    # the NMC-CBD contact change against the uncut electrode comes close to the truth's
+    base = pfib_phases(pfib_stack(truth, seed=1))
+    want = measure.contact_area(cut, "am", "cbd") / measure.contact_area(truth, "am", "cbd") - 1
+    got = measure.contact_area(seg, "am", "cbd") / measure.contact_area(base, "am", "cbd") - 1
+    before = (measure.contact_area(pfib_phases(img, wall_copy=False), "am", "cbd")
+              / measure.contact_area(pfib_phases(pfib_stack(truth, seed=1), wall_copy=False),
+                                     "am", "cbd") - 1)
+    assert abs(got - want) < 0.03 < abs(before - want), (got, want, before)
+
+
+def test_wall_copy_without_pore_back_changes_nothing(sample):
+    # Pores that show no back wall (gain 0) leave no pore back to learn the model from.
+    truth, _ = sample
+    img = pfib_stack(truth, pore_back_gain=0.0, seed=1)
+    seg = pfib_phases(img)
+    assert seg.attrs["wall_copy"] is None
+    np.testing.assert_array_equal(seg.values, pfib_phases(img, wall_copy=False).values)
+    with pytest.raises(InputError, match="pore_back_depth_voxels"):
+        pfib_phases(img, pore_back_depth_voxels=0)
+    with pytest.raises(InputError, match="wall_window_voxels"):
+        pfib_phases(img, wall_window_voxels=4)
+
+
 def test_distributed_matches_threaded(client):
     # Synthesis, rendering and segmentation on a real 2-worker cluster (task functions
     # and the grain table pickled to the workers) give the threaded result.
