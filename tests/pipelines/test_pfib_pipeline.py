@@ -46,11 +46,6 @@ def test_three_sample_study_reports_changes_against_the_reference(tmp_path):
     a = seg["nmc_cbd_contact_per_particle_surface_change_pct"]
     assert c["pristine"] == 0 and 0 < c["v4_4"] < c["v4_7"]
     assert a["pristine"] == 0 and a["v4_7"] < a["v4_4"] < 0
-    # ... and the NMC-CBD contact loss within 3 percentage points of the truth's (the
-    # wall-copy test finds the thin gaps in front of particles)
-    lost = truth["nmc_cbd_contact_per_particle_surface_change_pct"]
-    for name in ("v4_4", "v4_7"):
-        assert a[name] == pytest.approx(lost[name], abs=3.0), (name, a[name], lost[name])
     changes = res.summary["relative_changes"]["crack_per_particle"]
     assert changes["v4_7"]["truth_pct"] == pytest.approx(truth.loc["v4_7", "crack_per_particle_change_pct"])
     prof = open_table(store, "v4_7_profile")
@@ -74,6 +69,26 @@ def test_three_sample_study_reports_changes_against_the_reference(tmp_path):
     assert res.summary["flow_tortuosity"]["v4_7"] == fl["flow_tortuosity"]
     for fig in ("profiles", "slices", "histograms", "wetting", "cbd_network"):
         assert (tmp_path / "rep" / f"{fig}.png").stat().st_size > 5000
+
+
+def test_three_sample_study_recovers_the_known_changes_within_three_points(tmp_path):
+    # Issue 13 on the recipe's own electrode (48 x 128 x 128 voxels): +9 % / +24 % crack
+    # growth and -10 % / -20 % contact patches cut, each change recovered within 3 points.
+    rec = _recipe(wetting_samples=[], flow_samples=[])
+    run(rec, store=tmp_path / "s.zarr", report=False, quiet=True)
+    study = open_table(tmp_path / "s.zarr", "study")
+    truth = study[study["source"] == "truth"].set_index("sample")
+    seg = study[study["source"] == "segmented"].set_index("sample")
+    for name, cycling in (("v4_4", 9.0), ("v4_7", 24.0)):
+        assert truth.loc[name, "crack_per_particle_change_pct"] == pytest.approx(cycling, abs=2.0)
+    for column in ("crack_per_particle_change_pct",
+                   "nmc_cbd_contact_per_particle_surface_change_pct"):
+        for name in ("v4_4", "v4_7"):
+            want, got = truth.loc[name, column], seg.loc[name, column]
+            assert got == pytest.approx(want, abs=3.0), (column, name, got, want)
+    # the cut contact: the truth loses about what was asked (the patches cut a share of it)
+    lost = truth["nmc_cbd_contact_per_particle_surface_change_pct"]
+    assert lost["v4_7"] < lost["v4_4"] < -5.0
 
 
 def test_bad_study_recipes(tmp_path):

@@ -167,9 +167,10 @@ def test_powder_watershed_measures_a_small_crack_fraction(powder):
     for code in (0, 2):
         a, b = s == code, t == code
         assert (a & b).sum() / (a | b).sum() >= 0.9
-    # the four-phase method calls the partial-volume rims CBD and, inside particles, cracks
+    # the four-phase method, made for electrodes with CBD, reads the powder's rims as CBD
+    # and, inside particles, as cracks: the watershed is the closer one on a powder
     four = measure.crack_fraction(segment.pfib_phases(img))
-    assert four > 2 * truth
+    assert abs(four / truth - 1) > abs(got / truth - 1), (four, got, truth)
     # chunk invariance
     again = segment.powder_phases(img.chunk({"z": 20, "y": 50, "x": 64})).values
     np.testing.assert_array_equal(s, again)
