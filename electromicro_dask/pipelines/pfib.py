@@ -24,7 +24,11 @@ The ``study`` table puts the samples side by side with every quantity's relative
 against the ``reference`` sample, for the segmentation and for the truth, so the report
 shows how much of a known change the chain recovers.
 
-Not yet here (issue 13): measured stacks as input.
+A measured sample names its stack instead (``stack``: a TIFF stack or folder, HDF5, NPY or
+raw file read by :func:`electromicro_dask.io.read`, slices in milling order along z;
+``stack_voxel_um`` unless the file records it; the stacks of one study share their shape
+and voxel size, as same-size cut-outs do): steps 2-6 run on it unchanged and the study has
+no truth rows for it.
 """
 
 from __future__ import annotations
@@ -70,7 +74,7 @@ PARAMETERS = {
     "flow_max_steps": 50000,
 }
 
-_SAMPLE_KEYS = ("cycling", "contact_loss", "seed")
+_SAMPLE_KEYS = ("cycling", "contact_loss", "seed", "stack", "stack_voxel_um")
 
 
 def validate(params):
@@ -79,11 +83,33 @@ def validate(params):
     if params["reference"] not in samples:
         raise InputError("parameters.reference", f"one of {sorted(samples)}, got "
                          f"{params['reference']!r}")
+    for name, cfg in samples.items():
+        path = (cfg or {}).get("stack")
+        if path is not None and not _exists(path):
+            raise InputError(f"parameters.samples.{name}.stack",
+                             f"an existing file or folder of the measured stack, got {path!r}")
     for key in ("wetting_samples", "flow_samples"):
         unknown = set(params[key]) - set(samples)
         if unknown:
             raise InputError(f"parameters.{key}", f"names among {sorted(samples)}, got "
                              f"{sorted(unknown)}")
+
+
+def _exists(path):
+    import glob
+    import os
+
+    return os.path.exists(os.fspath(path)) or bool(glob.glob(os.fspath(path)))
+
+
+def read_stack(path, voxel_um, chunk):
+    """A measured PFIB-SEM stack (slices along z in milling order), float32."""
+    from ..io import read
+
+    img = read(path, voxel_size=voxel_um, chunks=tuple(chunk))
+    if img.dims != ("z", "y", "x"):
+        raise InputError("stack", f"a 3D stack (z, y, x), got dims {img.dims}")
+    return img.astype(np.float32).assign_attrs(long_name="measured PFIB-SEM stack")
 
 
 def make_truth(shape, voxel_size_um, particle_radius_um, crack_fraction, crack_width_um,
@@ -122,9 +148,12 @@ def _quantities(seg):
     return out
 
 
-def measures(phases, truth):
-    """Seed 001 Fig. 2 quantities of the segmentation and of the truth."""
-    return {"segmented": _quantities(phases), "truth": _quantities(truth)}
+def measures(phases, truth=None):
+    """Seed 001 Fig. 2 quantities of the segmentation and of the truth (synthetic samples)."""
+    out = {"segmented": _quantities(phases)}
+    if truth is not None:
+        out["truth"] = _quantities(truth)
+    return out
 
 
 def wet(phases, voxel_um, contact_angle, max_steps):
@@ -170,12 +199,14 @@ def study(*tables, names, reference):
     rows = []
     for name, t in zip(names, tables):
         for source in ("segmented", "truth"):
-            rows.append({"sample": name, "source": source, **t[source]})
+            if source in t:  # measured samples have no truth
+                rows.append({"sample": name, "source": source, **t[source]})
     df = pd.DataFrame(rows)
     for q in ("crack_per_particle", "nmc_cbd_contact_per_particle_surface",
               "cbd_largest_aggregate_share"):
         ref = df[df["sample"] == reference].set_index("source")[q]
-        df[f"{q}_change_pct"] = [100.0 * (v / ref[s] - 1.0) for v, s in zip(df[q], df["source"])]
+        df[f"{q}_change_pct"] = [100.0 * (v / ref[s] - 1.0) if s in ref.index else np.nan
+                                 for v, s in zip(df[q], df["source"])]
     return df
 
 
@@ -186,18 +217,31 @@ def stages(p):
         cfg = dict(p["samples"][s] or {})
         seed = int(cfg.get("seed", p["seed"]))
         pre = f"{s}_"
+        truth = ()
+        if cfg.get("stack") is not None:
+            voxel = cfg.get("stack_voxel_um")
+            out.append(Stage(f"{pre}stack", read_stack, params=dict(
+                path=str(cfg["stack"]), chunk=list(p["chunk"]),
+                voxel_um=None if voxel is None else
+                [float(v) for v in (voxel if isinstance(voxel, (list, tuple)) else [voxel])])))
+        else:
+            truth = (f"{pre}truth",)
+            out += [
+                Stage(f"{pre}truth", make_truth, params=dict(
+                    shape=list(p["shape"]), voxel_size_um=list(p["voxel_size_um"]),
+                    particle_radius_um=list(p["particle_radius_um"]),
+                    crack_fraction=p["crack_fraction"], crack_width_um=p["crack_width_um"],
+                    crack_margin_um=p["crack_margin_um"],
+                    cycling=float(cfg.get("cycling", 0.0)),
+                    contact_loss=float(cfg.get("contact_loss", 0.0)),
+                    gap_voxels=p["gap_voxels"], cell_voxels=p["cell_voxels"], seed=seed,
+                    chunk=list(p["chunk"]))),
+                Stage(f"{pre}stack", make_stack, inputs=truth, params=dict(seed=seed)),
+            ]
         out += [
-            Stage(f"{pre}truth", make_truth, params=dict(
-                shape=list(p["shape"]), voxel_size_um=list(p["voxel_size_um"]),
-                particle_radius_um=list(p["particle_radius_um"]),
-                crack_fraction=p["crack_fraction"], crack_width_um=p["crack_width_um"],
-                crack_margin_um=p["crack_margin_um"], cycling=float(cfg.get("cycling", 0.0)),
-                contact_loss=float(cfg.get("contact_loss", 0.0)), gap_voxels=p["gap_voxels"],
-                cell_voxels=p["cell_voxels"], seed=seed, chunk=list(p["chunk"]))),
-            Stage(f"{pre}stack", make_stack, inputs=(f"{pre}truth",), params=dict(seed=seed)),
             Stage(f"{pre}phases", segment_stack, inputs=(f"{pre}stack",),
                   params=dict(denoise_voxels=p["denoise_voxels"], pore_back=p["pore_back"])),
-            Stage(f"{pre}measures", measures, inputs=(f"{pre}phases", f"{pre}truth")),
+            Stage(f"{pre}measures", measures, inputs=(f"{pre}phases",) + truth),
             Stage(f"{pre}profile", profile, inputs=(f"{pre}phases",)),
         ]
         if s in p["flow_samples"]:
@@ -224,12 +268,19 @@ def summarize(store, params):
     seg = df[df["source"] == "segmented"].set_index("sample")
     tru = df[df["source"] == "truth"].set_index("sample")
     changes = {}
+
+    def pct(table, n, c):
+        v = float(table.loc[n, c]) if n in table.index else float("nan")
+        return v if np.isfinite(v) else None  # JSON has no NaN
+
     for q in ("crack_per_particle", "nmc_cbd_contact_per_particle_surface"):
         c = f"{q}_change_pct"
-        changes[q] = {n: {"segmented_pct": float(seg.loc[n, c]), "truth_pct": float(tru.loc[n, c])}
+        changes[q] = {n: {"segmented_pct": pct(seg, n, c), "truth_pct": pct(tru, n, c)}
                       for n in names}
     summary = {"reference": params["reference"], "relative_changes": changes}
-    tables = {"study (segmented)": seg.round(4), "study (truth)": tru.round(4)}
+    tables = {"study (segmented)": seg.round(4)}
+    if len(tru):
+        tables["study (truth)"] = tru.round(4)
     figures = {}
     fig, axes = plt.subplots(1, 4, figsize=(16, 4))
     for ax, phase in zip(axes, ("am", "crack", "cbd", "pore")):
@@ -245,7 +296,7 @@ def summarize(store, params):
     figures["profiles"] = fig
     fig2, ax2 = plt.subplots(2, len(names), figsize=(4 * len(names), 8), squeeze=False)
     for k, n in enumerate(names):
-        mid = ds.sizes["z"] // 2
+        mid = ds[f"{n}_stack"].sizes["z"] // 2
         ax2[0, k].imshow(ds[f"{n}_stack"].isel(z=mid).values, cmap="gray")
         ax2[0, k].set_title(f"{n}: PFIB slice")
         ax2[1, k].imshow(ds[f"{n}_phases"].isel(z=mid).values, cmap="viridis", vmin=0, vmax=3)

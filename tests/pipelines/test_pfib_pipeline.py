@@ -91,6 +91,47 @@ def test_three_sample_study_recovers_the_known_changes_within_three_points(tmp_p
     assert lost["v4_7"] < lost["v4_4"] < -5.0
 
 
+def test_measured_stacks_from_files(tmp_path):
+    # Two stacks written as TIFF (what a PFIB-SEM gives), read as measured samples: no
+    # truth; the segmentation is segment.pfib_phases of the file's stack.
+    import tifffile
+
+    from electromicro_dask import segment, synth
+
+    paths = {}
+    for name, cycling in (("before", 0.0), ("after", 0.24)):
+        ds = synth.pfib_electrode((24, 64, 64), (0.1, 0.05, 0.05), particle_radius_um=(0.8, 0.15),
+                                  crack_fraction=0.04, cycling=cycling, crack_width_um=0.15,
+                                  crack_margin_um=0.2, seed=1)
+        paths[name] = tmp_path / f"{name}.tif"
+        tifffile.imwrite(paths[name], synth.pfib_stack(ds["phases"], seed=1).values)
+    rec = {"pipeline": "pfib", "parameters": {
+        "samples": {n: {"stack": str(p), "stack_voxel_um": [0.1, 0.05, 0.05]}
+                    for n, p in paths.items()},
+        "reference": "before", "chunk": [24, 32, 32]}}
+    res = run(rec, store=tmp_path / "m.zarr", out=tmp_path / "rep", quiet=True)
+    ds = open_store(tmp_path / "m.zarr")
+    assert "before_truth" not in ds and "after_truth" not in ds
+    study = open_table(tmp_path / "m.zarr", "study")
+    assert set(study["source"]) == {"segmented"}
+    from electromicro_dask.io import read
+
+    direct = segment.pfib_phases(read(paths["after"], voxel_size=[0.1, 0.05, 0.05]))
+    np.testing.assert_array_equal(ds["after_phases"].values, direct.values)
+    after = study.set_index("sample").loc["after"]
+    assert after["crack_per_particle"] == pytest.approx(measure.crack_fraction(direct))
+    change = res.summary["relative_changes"]["crack_per_particle"]["after"]
+    assert change["truth_pct"] is None and change["segmented_pct"] > 0
+    assert (tmp_path / "rep" / "slices.png").stat().st_size > 5000
+    with pytest.raises(InputError, match=r"samples\.after\.stack"):
+        bad = {"pipeline": "pfib", "parameters": {
+            "samples": {"before": {"stack": str(paths["before"])},
+                        "after": {"stack": str(tmp_path / "missing.tif")}},
+            "reference": "before"}}
+        run(bad, store=tmp_path / "bad.zarr", quiet=True)
+    assert not (tmp_path / "bad.zarr").exists()
+
+
 def test_bad_study_recipes(tmp_path):
     with pytest.raises(InputError, match="reference"):
         run(_recipe(reference="v5"), store=tmp_path / "a.zarr", quiet=True)
