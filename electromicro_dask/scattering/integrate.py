@@ -25,6 +25,7 @@ __all__ = ["integrate", "load_geometry"]
 
 _ENGINES = {}
 _LOCK = threading.Lock()
+_BUILD_LOCK = threading.Lock()
 
 
 def load_geometry(poni):
@@ -55,7 +56,16 @@ def _engine(cfg_json, shape, bins, unit, mask_key, mask, radial_range, pf, metho
            tuple(method), batched)
     with _LOCK:
         entry = _ENGINES.get(key)
-    if entry is None:
+    if entry is not None:
+        return entry
+    # pyFAI evaluates its geometry arrays with numexpr, and numexpr called from several
+    # threads at once can abort the process (seen under a loaded 3-process test run):
+    # build one engine at a time; the others wait for it and find it in the cache.
+    with _BUILD_LOCK:
+        with _LOCK:
+            entry = _ENGINES.get(key)
+        if entry is not None:
+            return entry
         from pyFAI.integrator.azimuthal import AzimuthalIntegrator
 
         ai = AzimuthalIntegrator()
