@@ -223,7 +223,7 @@ def stages(p):
             out.append(Stage(f"{pre}stack", read_stack, params=dict(
                 path=str(cfg["stack"]), chunk=list(p["chunk"]),
                 voxel_um=None if voxel is None else
-                [float(v) for v in (voxel if isinstance(voxel, (list, tuple)) else [voxel])])))
+                ([float(v) for v in voxel] if isinstance(voxel, (list, tuple)) else float(voxel)))))
         else:
             truth = (f"{pre}truth",)
             out += [
