@@ -486,8 +486,9 @@ def pfib_phases(image, milling_axis="z", pore_back=True, thresholds=None,
     -----
     The histogram for the thresholds is a small global reduction. Chunked with
     ``map_overlap`` (depth: the closing radius plus the top-hat half-size per axis).
-    The hole filling labels the non-AM voxels once (a global pass over the
-    segmentation's block borders). The wall-copy test adds two reductions (the
+    The hole filling labels the non-AM voxels (one global pass for the labels'
+    equivalences, and the blocks on the volume's faces once more for the labels that
+    reach the border). The wall-copy test adds two reductions (the
     pore-back model, counted per block without halos, and the pure-pore noise) and one
     ``map_overlap`` pass (depth
     ``pore_back_depth_voxels`` along the milling axis, ``wall_window_voxels // 2``
