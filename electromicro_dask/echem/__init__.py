@@ -13,10 +13,11 @@ from .discharge import DischargeResult, discharge, one_c_current
 from .fitting import (FilmCalibration, GammaFit, calibrate_film_resistivity, curve_distance,
                       fit_gamma, mean_voltage_penalty)
 from .impedance import ImpedanceResult, impedance
-from .parameters import Parameters, chen2020, from_pybamm, nmc811_seed001
+from .parameters import Parameters, chen2020, from_pybamm, nmc811_seed001, thickness_similar
 from .scenarios import SEED001_SCENARIOS, Scenario, scenario
 
 __all__ = ["discharge", "DischargeResult", "one_c_current", "Parameters", "chen2020",
-           "nmc811_seed001", "from_pybamm", "Scenario", "scenario", "SEED001_SCENARIOS",
-           "impedance", "ImpedanceResult", "fit_gamma", "GammaFit", "calibrate_film_resistivity",
-           "FilmCalibration", "mean_voltage_penalty", "curve_distance"]
+           "nmc811_seed001", "from_pybamm", "thickness_similar", "Scenario", "scenario",
+           "SEED001_SCENARIOS", "impedance", "ImpedanceResult", "fit_gamma", "GammaFit",
+           "calibrate_film_resistivity", "FilmCalibration", "mean_voltage_penalty",
+           "curve_distance"]

@@ -23,7 +23,8 @@ import numpy as np
 
 from ..core.errors import InputError
 
-__all__ = ["Parameters", "chen2020", "nmc811_seed001", "from_pybamm", "FARADAY", "GAS_CONSTANT"]
+__all__ = ["Parameters", "chen2020", "nmc811_seed001", "from_pybamm", "thickness_similar",
+           "FARADAY", "GAS_CONSTANT"]
 
 #: Faraday constant [C/mol] and molar gas constant [J/(mol K)] (CODATA 2018, as PyBaMM).
 FARADAY = 96485.33212
@@ -223,6 +224,72 @@ def nmc811_seed001(**changes):
     return base.replace(**changes) if changes else base
 
 
+class _Scaled:
+    """A function of state times a constant (a class, not a closure, so it pickles to
+    workers), named for :meth:`Parameters.summary`."""
+
+    def __init__(self, fn, factor):
+        self.fn, self.factor = fn, float(factor)
+        self.__name__ = f"{self.factor:.4g} x {getattr(fn, '__name__', 'f')}"
+
+    def __call__(self, *args):
+        return self.factor * self.fn(*args)
+
+
+def thickness_similar(parameters, ratio):
+    """The parameter set under which a slab ``ratio`` times as thick as the electrode
+    discharges like the electrode itself, when the current is scaled by ``ratio`` too.
+
+    A volume imaged through only part of an electrode's thickness (or a synthetic stand-in
+    thinner than the electrode it stands for) has the same microstructure per unit length
+    but ``ratio`` times the length. Scaling the current density by ``ratio`` keeps the
+    C-rate and thus the reaction current per particle surface; scaling the bulk transport
+    coefficients (electrolyte diffusivity and conductivity, solid conductivities) by
+    ``ratio**2`` keeps the transport groups of porous-electrode theory (Newman & Tiedemann,
+    AIChE J. 21 (1975) 25): the ohmic drop ``i L / kappa``, the salt depletion
+    ``i L (1 - t+) / (F D c0)`` and the electrolyte diffusion time ``L^2 / D`` against the
+    discharge time are all unchanged. The separator is made ``ratio`` times as thick and the
+    lithium counter electrode's exchange current ``ratio`` times as large, so their drops
+    stay those of the real cell. What does not scale is the sampling: the slab's pore
+    network is measured over ``ratio`` times the thickness, so gradients of the
+    microstructure through the thickness are compressed into it.
+
+    Parameters
+    ----------
+    parameters : Parameters
+        The set of the real electrode.
+    ratio : float
+        Slab thickness over electrode thickness (0 < ratio <= 1; 1 returns the set).
+
+    Returns
+    -------
+    Parameters
+
+    Examples
+    --------
+    >>> p = thickness_similar(chen2020(), 0.1)
+    >>> round(p.separator_thickness * 1e6, 3), round(p.sigma_am, 5)
+    (2.5, 0.0018)
+    """
+    if not isinstance(parameters, Parameters):
+        raise InputError("parameters", f"a Parameters set, got {type(parameters).__name__}")
+    try:
+        r = float(ratio)
+    except (TypeError, ValueError):
+        r = math.nan
+    if not 0 < r <= 1:
+        raise InputError("ratio", f"a slab-to-electrode thickness ratio in (0, 1], got {ratio!r}")
+    if r == 1:
+        return parameters
+    r2 = r * r
+    return parameters.replace(
+        d_e=_Scaled(parameters.d_e, r2), kappa_e=_Scaled(parameters.kappa_e, r2),
+        sigma_am=parameters.sigma_am * r2, sigma_cbd=parameters.sigma_cbd * r2,
+        separator_thickness=parameters.separator_thickness * r,
+        lithium_exchange_current=_Scaled(parameters.lithium_exchange_current, r),
+        name=f"{parameters.name} (thickness-similar, ratio {r:.3g})")
+
+
 def _tabulate(values, key, args, grid):
     """Tabulate a PyBaMM parameter (function or constant) over ``grid`` of the first argument."""
     import pybamm
@@ -281,7 +348,7 @@ def from_pybamm(parameter_values, name=None, points=2001, **changes):
     Examples
     --------
     >>> p = from_pybamm("Chen2020")  # doctest: +SKIP
-    >>> p.c_s_max
+    >>> p.c_s_max  # doctest: +SKIP
     63104.0
     """
     try:

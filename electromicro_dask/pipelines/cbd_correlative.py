@@ -28,10 +28,19 @@ For each electrode (seed 002: a single-layer and a two-layer cathode):
    three non-overlapping full-thickness cut-outs; ``agreement`` (Fig. 4) and, with a
    truth, ``accuracy``.
 
+7. With ``table3``: ``discharge_curve``, the electrode's measured lithiation at 6 mA/cm^2
+   (a CSV; synthetic: the truth's own resolved discharge at a known ``true_gamma``), and
+   ``table3``: per method, the gamma of the homogenised CBD whose resolved lithiation on
+   full-thickness columns best matches it, from seed 002's grid of gammas (section 5.2,
+   Table 3, Fig. 11). A volume thinner than the electrode (``thickness_um``, default
+   loading / density) stands for it as a thickness-similar slab
+   (:func:`echem.thickness_similar`).
+
 The report puts the electrodes side by side: recipe fractions beside every method's
 realised fractions, Table 2 per electrode, the agreement matrices with the first electrode
 below and the second above the diagonal (Fig. 4), one slice per method (Fig. 2), the
-registration against the known transform and the EDX profiles.
+registration against the known transform and the EDX profiles; with ``table3``, Table 3
+beside seed 002's values and the measured curves overlaid with each method's best match.
 
 Every variable carries its electrode's name as a prefix. The store holds one (z, y, x)
 grid (DESIGN.md), so the electrodes' tomograms share it; the FIB-SEM volumes and EDX
@@ -62,9 +71,9 @@ PARAMETERS = {
     # electrode name -> its settings (any key below may be overridden per electrode)
     "electrodes": {
         "single_layer": {"solid_wt": _SUSP_A, "loading_mg_cm2": 51.0, "seed": 0,
-                         "cbd_gradient": 0.0},
+                         "cbd_gradient": 0.0, "true_gamma": 0.045},
         "two_layer": {"solid_wt": _SUSP_D, "loading_mg_cm2": 53.0, "seed": 1,
-                      "cbd_gradient": 0.6},
+                      "cbd_gradient": 0.6, "true_gamma": 0.09},
     },
     "electrode_density_g_cm3": 3.1,   # seed 002 section 2.1
     "cbd_inner_porosity": 0.5,        # seed 002 section 3: half of the CBD domain is pore
@@ -99,8 +108,23 @@ PARAMETERS = {
     "kmeans_sample_voxels": 30000,
     "max_radius_voxels": 6.0,
     "n_cutouts": 3,
+    # Table 3 (section 5.2): the CBD parameter gamma whose resolved lithiation at 6 mA/cm^2
+    # matches the electrode's measured curve, per method. 6 gammas x 10 methods x 2
+    # electrodes are ~130 discharges: about an hour on 2 CPU cores at these defaults,
+    # minutes on GPU workers; off unless asked for.
+    "table3": False,
+    "table3_methods": [],             # [] = the ten methods of seed 002 Table 3
+    "table3_gammas": [0.01, 0.015, 0.045, 0.06, 0.09, 0.12],   # seed 002's values
+    "table3_current_mA_cm2": 6.0,
+    "table3_width_um": 4.0,           # lateral edge of each simulated full-thickness column
+    "table3_columns": 1,              # columns per method (seed 002: three cut-outs)
+    "table3_cutoff_V": 3.0,
+    "device": "auto",                 # of the discharges: "auto" (CUDA where present), "cpu"
     "chunk": 0,
 }
+
+#: Synthetic stand-in of the measured curve: the truth discharged at this gamma.
+_TRUE_GAMMA = 0.06
 
 _ORDER = trin._ORDER
 _ELECTRODE_KEYS = ("solid_wt", "loading_mg_cm2", "seed", "cbd_gradient", "active",
@@ -108,7 +132,11 @@ _ELECTRODE_KEYS = ("solid_wt", "loading_mg_cm2", "seed", "cbd_gradient", "active
                    "tomogram", "tomogram_voxel_um", "fibsem", "fibsem_voxel_um",
                    "fibsem_center_um", "annotations", "label_names", "edx_map",
                    "edx_pixel_um", "edx_dims", "surface_scan", "surface_scan_pixel_um",
-                   "surface_scan_z_um", "fibsem_site_um")
+                   "surface_scan_z_um", "fibsem_site_um",
+                   # Table 3: the measured discharge (CSV path or {path, capacity, voltage,
+                   # capacity_scale}), the electrode's thickness (default: loading /
+                   # density), the gamma of the synthetic stand-in measurement
+                   "discharge_curve", "thickness_um", "true_gamma")
 
 
 def validate(params):
@@ -135,6 +163,44 @@ def validate(params):
         raise InputError("parameters.shape", f"three sizes of at least 8, got {params['shape']}")
     if params["n_cutouts"] < 1:
         raise InputError("parameters.n_cutouts", f"at least 1, got {params['n_cutouts']}")
+    if params["table3"]:
+        _validate_table3(params)
+
+
+def _validate_table3(params):
+    from pathlib import Path
+
+    g = params["table3_gammas"]
+    if not isinstance(g, list) or not g or not all(
+            isinstance(v, (int, float)) and v > 0 for v in g):
+        raise InputError("parameters.table3_gammas", f"a list of positive gammas, got {g!r}")
+    for k in ("table3_current_mA_cm2", "table3_width_um"):
+        if not (isinstance(params[k], (int, float)) and params[k] > 0):
+            raise InputError(f"parameters.{k}", f"a positive number, got {params[k]!r}")
+    if not (isinstance(params["table3_columns"], int) and params["table3_columns"] >= 1):
+        raise InputError("parameters.table3_columns",
+                         f"a positive integer, got {params['table3_columns']!r}")
+    unknown = set(params["table3_methods"] or ()) - set(trin.METHODS.values())
+    if unknown:
+        raise InputError("parameters.table3_methods", f"names among "
+                         f"{list(trin.METHODS.values())}, got {sorted(unknown)}")
+    for name, cfg in params["electrodes"].items():
+        where = f"parameters.electrodes.{name}"
+        curve = cfg.get("discharge_curve")
+        if curve is None:
+            if cfg.get("tomogram"):
+                raise InputError(f"{where}.discharge_curve", "the measured discharge at "
+                                 "table3_current_mA_cm2 (a CSV) for Table 3 of a measured "
+                                 "electrode")
+        else:
+            path = curve if isinstance(curve, str) else (curve or {}).get("path")
+            if not path or not Path(path).is_file():
+                raise InputError(f"{where}.discharge_curve",
+                                 f"an existing CSV file (or {{path: ...}}), got {curve!r}")
+        for k in ("thickness_um", "true_gamma"):
+            v = cfg.get(k)
+            if v is not None and not (isinstance(v, (int, float)) and v > 0):
+                raise InputError(f"{where}.{k}", f"a positive number, got {v!r}")
 
 
 def _vars(ds, frame):
@@ -406,6 +472,118 @@ def descriptors(*segs, names, n_cutouts):
     return pd.DataFrame(rows)
 
 
+# ------------------------------------------------------------------ Table 3
+
+def _thickness_ratio(seg, thickness_um):
+    """Volume thickness over electrode thickness (at most 1): the slab of
+    :func:`echem.thickness_similar`."""
+    z = np.asarray(seg["z"].values, float)
+    dz = float(z[1] - z[0]) if z.size > 1 else 1.0
+    return min(1.0, (z[-1] - z[0] + dz) / float(thickness_um))
+
+
+def _columns(seg, n, width_um):
+    """``n`` full-thickness columns of the segmentation, in memory (seed 002's cut-outs)."""
+    return [c.compute() for c in measure.cutouts(seg, n=int(n), width_um=float(width_um))]
+
+
+def _gamma_run(phases, gamma, current, ratio, cutoff, device):
+    """One lithiation at ``gamma`` (a task of :func:`transport.sweep`)."""
+    from ..echem import chen2020, discharge, scenario, thickness_similar
+
+    r = discharge(phases, current=current * ratio, cutoff=cutoff, device=device,
+                  parameters=thickness_similar(chen2020(), ratio),
+                  scenario=scenario("homogenised_cbd", cbd_gamma=gamma))
+    return {"result": {"capacity": float(r.capacity), "status": r.status,
+                       "q": r.curve["capacity"].values.tolist(),
+                       "v": r.curve["voltage"].values.tolist()}}
+
+
+def _run_grid(segs, gammas, columns, width_um, current, ratio, cutoff, device):
+    """Every (segmentation, column, gamma) discharge, spread over the cluster."""
+    from ..transport import sweep
+
+    cases, keys = [], []
+    for name, seg in segs.items():
+        for j, col in enumerate(_columns(seg, columns, width_um)):
+            for g in gammas:
+                cases.append(dict(phases=col, gamma=float(g), current=float(current),
+                                  ratio=float(ratio), cutoff=float(cutoff), device=device))
+                keys.append((name, j, float(g)))
+    results = list(sweep(_gamma_run, cases)["result"])
+    return [dict(zip(("method", "column", "gamma"), k), **r) for k, r in zip(keys, results)]
+
+
+def _mean_curve(runs):
+    """Capacity averaged at equal voltage over the columns' curves."""
+    lo = max(min(r["v"]) for r in runs)
+    hi = min(max(r["v"]) for r in runs)
+    v = np.linspace(hi, lo, 200)
+    q = [np.interp(-v, -np.minimum.accumulate(r["v"]), r["q"]) for r in runs]
+    return np.mean(q, axis=0), v
+
+
+def discharge_curve(truth=None, *, thickness_um, true_gamma=None, path=None, capacity=None,
+                    voltage=None, capacity_scale=1.0, current, columns, width_um, cutoff,
+                    device):
+    """The electrode's measured lithiation at the Table 3 current: a CSV export
+    (:func:`io.read_curve`, ``path``) or, for a synthetic electrode, the truth's own
+    resolved discharge at a known ``true_gamma`` on the columns the methods are simulated
+    on, so the Table 3 search has a known answer to recover."""
+    if path:
+        from ..io import read_curve
+
+        c = read_curve(path, capacity=capacity, voltage=voltage, capacity_scale=capacity_scale)
+        return {"source": str(path), "capacity": c["capacity"].tolist(),
+                "voltage": c["voltage"].tolist(), "true_gamma": None}
+    ratio = _thickness_ratio(truth, thickness_um)
+    runs = _run_grid({"truth": truth}, [true_gamma], columns, width_um, current, ratio,
+                     cutoff, device)
+    q, v = _mean_curve(runs)
+    return {"source": f"synthetic: the truth at gamma {true_gamma:g}",
+            "capacity": q.tolist(), "voltage": v.tolist(), "true_gamma": float(true_gamma),
+            "thickness_ratio": ratio}
+
+
+def tau_cbd(measured, *segs, names, gammas, thickness_um, current, columns, width_um, cutoff,
+            device):
+    """Seed 002 Table 3 (section 5.2): per segmentation, the gamma of the homogenised CBD
+    whose resolved lithiation best matches the measured curve.
+
+    Every segmentation's full-thickness columns are discharged at ``current`` for every
+    gamma of the grid (the paper's way: a family of curves per method, Fig. 11a, S8); the
+    best match minimises the mean :func:`echem.curve_distance` to the measurement (RMS
+    capacity difference at equal voltage). A volume thinner than the electrode (``ratio``
+    = volume / electrode thickness) is simulated with :func:`echem.thickness_similar`.
+    Rows give gamma, the Table's ``1/tau`` (= 2 gamma at the CBD's inner porosity 0.5,
+    eq. 4) and tau_CBD = 0.5 / gamma.
+    """
+    from ..echem import curve_distance
+
+    meas = (np.asarray(measured["capacity"], float), np.asarray(measured["voltage"], float))
+    ratio = _thickness_ratio(segs[0], thickness_um)
+    runs = _run_grid(dict(zip(names, segs)), gammas, columns, width_um, current, ratio,
+                     cutoff, device)
+    for r in runs:
+        r["rms"] = curve_distance(meas, (r["q"], r["v"]))
+    rows = []
+    for name in names:
+        mine = [r for r in runs if r["method"] == name]
+        by_g = {g: [r for r in mine if r["gamma"] == float(g)] for g in gammas}
+        score = {g: float(np.mean([r["rms"] for r in rs])) for g, rs in by_g.items()}
+        best = min(score, key=score.get)
+        label = trin.METHODS.get(name, name)
+        rows.append({"method": label, "gamma": float(best), "one_over_tau": 2.0 * best,
+                     "tau_CBD": 0.5 / best, "rms_mAh_g": score[best],
+                     "capacity_mAh_g": float(np.mean([r["capacity"] for r in by_g[best]])),
+                     "at_grid_edge": best in (min(gammas), max(gammas))})
+    return {"rows": rows, "thickness_ratio": ratio, "current_mA_cm2": float(current),
+            "gammas": [float(g) for g in gammas],
+            "runs": [{k: r[k] for k in ("method", "column", "gamma", "capacity", "status",
+                                        "rms", "q", "v")}
+                     for r in runs]}
+
+
 def _electrode(p, name):
     e = dict(p["electrodes"][name] or {})
     e.setdefault("active", ["nmc622"])
@@ -515,7 +693,35 @@ def stages(p):
         if not real:
             out.append(Stage(f"{pre}accuracy", trin.accuracy, inputs=(f"{pre}truth",) + segs,
                              params=dict(names=names)))
+        if p["table3"]:
+            out += _table3_stages(p, e, cfg, real)
     return out
+
+
+def _table3_stages(p, e, cfg, real):
+    from .echem import TABLE3
+
+    pre = f"{e}_"
+    methods = p["table3_methods"] or list(TABLE3)
+    names = [v for v, m in trin.METHODS.items() if m in methods] + ([] if real else ["truth"])
+    common = dict(thickness_um=float(cfg.get("thickness_um") or 10.0 * cfg["loading_mg_cm2"]
+                                     / p["electrode_density_g_cm3"]),
+                  current=p["table3_current_mA_cm2"], columns=p["table3_columns"],
+                  width_um=p["table3_width_um"], cutoff=p["table3_cutoff_V"],
+                  device=p["device"])
+    curve = cfg.get("discharge_curve")
+    if curve:
+        spec = {"path": curve} if isinstance(curve, str) else dict(curve)
+        spec["path"] = str(spec["path"])
+        measured = Stage(f"{pre}discharge_curve", discharge_curve, params=dict(common, **spec))
+    else:
+        measured = Stage(f"{pre}discharge_curve", discharge_curve, inputs=(f"{pre}truth",),
+                         params=dict(common, true_gamma=float(cfg.get("true_gamma")
+                                                              or _TRUE_GAMMA)))
+    return [measured,
+            Stage(f"{pre}table3", tau_cbd,
+                  inputs=(f"{pre}discharge_curve",) + tuple(f"{pre}{n}" for n in names),
+                  params=dict(common, names=names, gammas=list(p["table3_gammas"])))]
 
 
 # ------------------------------------------------------------------ report
@@ -670,4 +876,52 @@ def summarize(store, params):
     figures["edx_profiles"] = fig3
     tables["registration of the FIB-SEM volume (against the known transform)"] = \
         pd.DataFrame({e: summary["electrodes"][e]["registration"] for e in electrodes}).T
+    t3 = {e: open_table(store, f"{e}_table3") for e in electrodes
+          if f"{e}_table3" in tables_in_store}
+    if t3:
+        _report_table3(store, t3, summary, figures, tables)
     return summary, figures, tables
+
+
+def _report_table3(store, t3, summary, figures, tables):
+    """Table 3 with seed 002's values beside it, and the measured curves overlaid with each
+    method's best match (Fig. 11)."""
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    from .echem import TABLE3
+
+    rows = {}
+    for e, t in t3.items():
+        for r in t["rows"]:
+            rows.setdefault(r["method"], {}).update(
+                {f"{e} 1/tau": r["one_over_tau"], f"{e} tau": r["tau_CBD"],
+                 f"{e} rms (mAh/g)": r["rms_mAh_g"]})
+    df = pd.DataFrame.from_dict(rows, orient="index")
+    df["seed 002 1/tau SL"] = [TABLE3.get(m, (np.nan, np.nan))[0] for m in df.index]
+    df["seed 002 1/tau TL"] = [TABLE3.get(m, (np.nan, np.nan))[1] for m in df.index]
+    ratio = {e: t["thickness_ratio"] for e, t in t3.items()}
+    tables["Table 3: best-matching CBD transport, 1/tau = 2 gamma (seed 002 eq. 4), "
+           f"lithiation at {next(iter(t3.values()))['current_mA_cm2']:g} mA/cm^2 "
+           f"(volume / electrode thickness {ratio})"] = df.round(3)
+    fig, axes = plt.subplots(1, len(t3), figsize=(6.5 * len(t3), 4.5), squeeze=False)
+    for ax, (e, t) in zip(axes[0], t3.items()):
+        meas = open_table(store, f"{e}_discharge_curve")
+        best = {r["method"]: r["gamma"] for r in t["rows"]}
+        summary["electrodes"][e]["table3"] = {
+            "gamma": best, "measured": meas["source"], "thickness_ratio": t["thickness_ratio"],
+            "at_grid_edge": [r["method"] for r in t["rows"] if r["at_grid_edge"]]}
+        if meas.get("true_gamma") is not None and "truth" in best:
+            summary["electrodes"][e]["table3"]["truth_recovers_true_gamma"] = \
+                best["truth"] == meas["true_gamma"]
+        for run in t["runs"]:
+            label = trin.METHODS.get(run["method"], run["method"])
+            if run["column"] == 0 and run["gamma"] == best[label]:
+                ax.plot(run["q"], run["v"], lw=1, label=f"{label} (gamma {run['gamma']:g})")
+        ax.plot(meas["capacity"], meas["voltage"], "k--", lw=2, label="measured")
+        ax.set_xlabel("capacity (mAh/g)")
+        ax.set_ylabel("cell voltage (V)")
+        ax.set_title(f"{e}: best match per method")
+        ax.legend(fontsize=6)
+    fig.tight_layout()
+    figures["discharge_curves"] = fig

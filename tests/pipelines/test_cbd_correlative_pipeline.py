@@ -105,6 +105,19 @@ def test_bad_recipes_are_rejected_before_anything_runs(tmp_path):
     with pytest.raises(InputError, match="surface_scan_z_um.*fibsem_site_um"):
         run(rec, store=tmp_path / "d.zarr", quiet=True)
     assert not (tmp_path / "d.zarr").exists()
+    # Table 3: a measured curve that is not there, a gamma that is not positive, a method
+    # that does not exist
+    rec = _recipe(**SMALL, table3=True)
+    rec["parameters"]["electrodes"]["two_layer"]["discharge_curve"] = str(tmp_path / "no.csv")
+    with pytest.raises(InputError, match="two_layer.discharge_curve"):
+        run(rec, store=tmp_path / "e.zarr", quiet=True)
+    assert not (tmp_path / "e.zarr").exists()
+    with pytest.raises(InputError, match="table3_gammas"):
+        run(_recipe(**SMALL, table3=True, table3_gammas=[0.1, -0.2]),
+            store=tmp_path / "e.zarr", quiet=True)
+    with pytest.raises(InputError, match="table3_methods"):
+        run(_recipe(**SMALL, table3=True, table3_methods=["Otsu"]),
+            store=tmp_path / "e.zarr", quiet=True)
     rec = _recipe(fib_edge_voxels=200)   # a FIB-SEM cube larger than the tomogram
     with pytest.raises(InputError, match="edge_voxels"):
         run(rec, store=tmp_path / "c.zarr", quiet=True)
@@ -219,3 +232,54 @@ def test_surface_scan_from_a_file_places_the_fibsem_site(tmp_path):
     assert site["site_um"][0] == pytest.approx(scan.attrs["z_um"]) == pytest.approx(true[0], abs=0.125)
     assert np.hypot(*(np.array(site["site_um"][1:]) - true[1:])) < 2 * 0.5, site
     assert site["angle_deg"] == pytest.approx(5.0, abs=1.5) and "true_site_um" not in site
+
+
+def _layered(row):
+    from electromicro_dask.core import as_segmentation
+
+    a = np.broadcast_to(np.asarray(row, "uint8"), (8, 4, len(row))).copy()
+    return as_segmentation(a, phases={0: "pore", 1: "cbd", 2: "am"}, voxel_size=2.0)
+
+
+@pytest.mark.slow
+def test_table3_recovers_a_known_gamma_and_follows_the_cbd(tmp_path):
+    from electromicro_dask.pipelines import cbd_correlative as cc
+
+    # All electrolyte sits in the CBD (seed 002's situation at 6 mA/cm^2, where gamma is the
+    # one free parameter). A 16 um slab stands for a 64 um electrode (thickness-similar).
+    truth = _layered([2, 2, 1, 1])
+    # half the electrolyte path: in 1D terms it needs twice the gamma (0.12) to carry as much
+    less_cbd = _layered([2, 2, 2, 1])
+    kw = dict(thickness_um=64.0, current=6.0, columns=1, width_um=8.0, cutoff=3.5,
+              device="cpu")
+    meas = cc.discharge_curve(truth, true_gamma=0.06, **kw)
+    assert meas["thickness_ratio"] == pytest.approx(0.25)
+    t3 = cc.tau_cbd(meas, truth, less_cbd, names=["truth", "less_cbd"],
+                    gammas=[0.06, 0.12, 0.24], **kw)
+    rows = {r["method"]: r for r in t3["rows"]}
+    assert rows["truth"]["gamma"] == 0.06 and rows["truth"]["rms_mAh_g"] < 1.0
+    assert rows["truth"]["one_over_tau"] == pytest.approx(0.12)
+    assert rows["truth"]["tau_CBD"] == pytest.approx(0.5 / 0.06)
+    assert rows["less_cbd"]["gamma"] == 0.12 and not rows["less_cbd"]["at_grid_edge"]
+    # the search has something to choose from: capacity rises with gamma
+    caps = [r["capacity"] for r in t3["runs"] if r["method"] == "truth"]
+    assert caps[0] < caps[1] < caps[2]
+    # a measured curve from a CSV takes the synthetic one's place
+    csv = tmp_path / "cell.csv"
+    csv.write_text("Capacity/mAh/g,Ewe/V\n" + "\n".join(
+        f"{q},{v}" for q, v in zip(meas["capacity"], meas["voltage"])))
+    read = cc.discharge_curve(path=str(csv), **kw)
+    assert read["capacity"] == pytest.approx(meas["capacity"])
+    # the report's Table 3 and overlay of the measured and best-matching curves
+    from electromicro_dask.core.store import save_table
+
+    save_table(meas, tmp_path / "t.zarr", "cell_discharge_curve")
+    summary, figures, tables = {"electrodes": {"cell": {}}}, {}, {}
+    cc._report_table3(tmp_path / "t.zarr", {"cell": t3}, summary, figures, tables)
+    (title, table), = tables.items()
+    assert title.startswith("Table 3") and "0.25" in title
+    assert table.loc["less_cbd", "cell 1/tau"] == pytest.approx(0.24)
+    assert table.loc["truth", "cell tau"] == pytest.approx(0.5 / 0.06, rel=1e-3)
+    assert summary["electrodes"]["cell"]["table3"]["truth_recovers_true_gamma"]
+    lines = figures["discharge_curves"].axes[0].get_lines()
+    assert len(lines) == 3   # the two best matches and the measured curve
