@@ -27,6 +27,32 @@ def client():
         yield c
 
 
+@pytest.fixture
+def wait_running():
+    """``wait_running(client, n, timeout)``: block until ``n`` workers are running.
+
+    Not ``client.wait_for_workers``: with a cluster object that call overwrites
+    ``cluster.scheduler_info`` with a scheduler snapshot, and a worker removal already in
+    that snapshot's past then reaches the cluster's worker-status stream as a removal of an
+    unknown address; the cluster's watcher dies with a ``KeyError`` that ``cluster.close()``
+    re-raises (distributed 2026.8, seen after ``cluster.scale(0)`` and after a killed
+    worker). Asking the scheduler through the client leaves the cluster's own view alone.
+    """
+    import time
+
+    def wait(client, n, timeout=120):
+        deadline = time.monotonic() + timeout
+        while True:
+            workers = client.scheduler_info(n_workers=-1)["workers"].values()
+            if sum(w.get("status") == "running" for w in workers) >= n:
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{n} workers not running after {timeout} s")
+            time.sleep(0.1)
+
+    return wait
+
+
 @pytest.fixture(autouse=True)
 def _sync_scheduler_by_default(request):
     """Tests without the ``client`` fixture use the threaded scheduler (fast, same graph).

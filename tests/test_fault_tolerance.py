@@ -76,7 +76,7 @@ def _local_cluster(**kw):
 
 
 @pytest.mark.slow
-def test_worker_killed_mid_run_gives_identical_result(reference, tmp_path):
+def test_worker_killed_mid_run_gives_identical_result(reference, tmp_path, wait_running):
     """(a) SIGKILL one worker process while tasks are assigned to it."""
     cluster, client = _local_cluster(memory_limit="2GiB")
     try:
@@ -107,7 +107,7 @@ def test_worker_killed_mid_run_gives_identical_result(reference, tmp_path):
         assert killed, "no worker was ever seen with tasks, nothing was killed"
         assert killed["keys"]
         assert all(s["status"] == "computed" for s in res.stages)
-        client.wait_for_workers(2, timeout=60)
+        wait_running(client, 2, timeout=60)
         new_pids = client.run(os.getpid)
         assert killed["pid"] not in new_pids.values()      # the nanny started a new process
         _assert_same_store(tmp_path / "a.zarr", reference)
@@ -240,7 +240,7 @@ def _hog_pipeline(flag):
 
 
 @pytest.mark.slow
-def test_worker_over_memory_limit_is_restarted(reference, tmp_path, monkeypatch):
+def test_worker_over_memory_limit_is_restarted(reference, tmp_path, monkeypatch, wait_running):
     """(d) One task blows through the worker's memory limit once; the run still finishes."""
     flag = tmp_path / "hog-attempted"
     monkeypatch.setitem(sys.modules, "_emd_memhog_pipeline", _hog_pipeline(str(flag)))
@@ -258,7 +258,7 @@ def test_worker_over_memory_limit_is_restarted(reference, tmp_path, monkeypatch)
         assert all(s["status"] == "computed" for s in res.stages)
         hog_pid = int(flag.read_text())
         assert hog_pid in pids.values()
-        client.wait_for_workers(2, timeout=60)
+        wait_running(client, 2, timeout=60)
         assert hog_pid not in client.run(os.getpid).values()   # killed and restarted
     finally:
         client.close()

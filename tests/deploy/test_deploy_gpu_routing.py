@@ -37,11 +37,11 @@ def _run(client):
     return ann, where
 
 
-def test_gpu_tasks_run_only_on_the_gpu_worker():
+def test_gpu_tasks_run_only_on_the_gpu_worker(wait_running):
     client = connect("local", n_workers=1, gpu_workers=1, memory_limit="1GiB",
                      dashboard_address=":0", quiet=True)
     try:
-        client.wait_for_workers(2, timeout=120)
+        wait_running(client, 2, timeout=120)
         assert len(gpu_workers(client)) == 1
         ann, where = _run(client)
         assert ann == {"GPU": 1}
@@ -49,7 +49,7 @@ def test_gpu_tasks_run_only_on_the_gpu_worker():
         # Scaling the CPU pool leaves the GPU pool alone.
         client.cluster.scale(0)
         client.cluster.scale(1)
-        client.wait_for_workers(2, timeout=120)
+        wait_running(client, 2, timeout=120)
         assert len(gpu_workers(client)) == 1
     finally:
         cluster = client.cluster

@@ -215,14 +215,14 @@ def sge(tmp_path_factory):
                 os.environ[k] = v
 
 
-def test_sge_demo_equals_local_and_survives_qdel(sge, reference, tmp_path):
+def test_sge_demo_equals_local_and_survives_qdel(sge, reference, tmp_path, wait_running):
     client = connect("sge", adapt=(2, 2), quiet=True, queue="all.q", cores=1, processes=1,
                      memory="2GB", walltime="00:15:00", resource_spec="mem_free=2G",
                      interface="lo", name="emd-test", local_directory=str(sge / "scratch"),
                      log_directory=str(sge / "joblogs"), job_extra_directives=[],
                      worker_extra_args=[])
     try:
-        client.wait_for_workers(2, timeout=180)
+        wait_running(client, 2, timeout=180)
         jobs = client.run(lambda: os.environ.get("JOB_ID"))
         assert len(jobs) == 2 and all(jobs.values())
         with dask.config.set({"electromicro.chunk-bytes": CHUNK_BYTES}):

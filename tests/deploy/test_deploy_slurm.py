@@ -170,10 +170,11 @@ def _squeue():
     return [line.split() for line in out.splitlines() if line.strip()]
 
 
-def test_slurm_demo_equals_local_and_survives_scancel(slurm, reference, tmp_path):
+def test_slurm_demo_equals_local_and_survives_scancel(slurm, reference, tmp_path,
+                                                    wait_running):
     client = _slurm_client(slurm)
     try:
-        client.wait_for_workers(2, timeout=180)
+        wait_running(client, 2, timeout=180)
         jobs = client.run(lambda: os.environ.get("SLURM_JOB_ID"))
         assert len(jobs) == 2 and all(jobs.values())          # workers really are SLURM jobs
 
