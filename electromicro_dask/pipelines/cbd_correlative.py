@@ -34,7 +34,10 @@ For each electrode (seed 002: a single-layer and a two-layer cathode):
    full-thickness columns best matches it, from seed 002's grid of gammas (section 5.2,
    Table 3, Fig. 11). A volume thinner than the electrode (``thickness_um``, default
    loading / density) stands for it as a thickness-similar slab
-   (:func:`echem.thickness_similar`).
+   (:func:`echem.thickness_similar`). Each row reports the share of its columns'
+   electrolyte that no path connects to the separator: a column narrower than a few
+   particles is walled off by single particles, and its capacity then hardly moves with
+   gamma (a warning says so).
 
 The report puts the electrodes side by side: recipe fractions beside every method's
 realised fractions, Table 2 per electrode, the agreement matrices with the first electrode
@@ -50,6 +53,8 @@ grid (compositions) or to a table (the EDX line), and are not stored.
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import xarray as xr
 
@@ -61,6 +66,8 @@ from ..filters import gaussian
 from ..synth.correlative import correlative_fibsem, correlative_surface
 from . import cbd_trinarization as trin
 from .stage import Stage, check_groups
+
+log = logging.getLogger(__name__)
 
 # Seed 002 Table 1: suspension A (single layer, 51 mg/cm^2) and, for the two-layer
 # electrode, suspension D (53 mg/cm^2); both calendered to 3.1 g/cm^3.
@@ -109,15 +116,19 @@ PARAMETERS = {
     "max_radius_voxels": 6.0,
     "n_cutouts": 3,
     # Table 3 (section 5.2): the CBD parameter gamma whose resolved lithiation at 6 mA/cm^2
-    # matches the electrode's measured curve, per method. 6 gammas x 10 methods x 2
-    # electrodes are ~130 discharges: about an hour on 2 CPU cores at these defaults,
-    # minutes on GPU workers; off unless asked for.
+    # matches the electrode's measured curve, per method. 6 gammas x 11 segmentations x
+    # 3 columns x 2 electrodes are ~400 discharges of 32k voxels each: GPU workers' work
+    # (a 4 um column of 2k voxels takes ~1 min on a CPU core, 32k voxels far longer);
+    # off unless asked for.
     "table3": False,
     "table3_methods": [],             # [] = the ten methods of seed 002 Table 3
     "table3_gammas": [0.01, 0.015, 0.045, 0.06, 0.09, 0.12],   # seed 002's values
     "table3_current_mA_cm2": 6.0,
-    "table3_width_um": 4.0,           # lateral edge of each simulated full-thickness column
-    "table3_columns": 1,              # columns per method (seed 002: three cut-outs)
+    # Lateral edge of each simulated full-thickness column (None: the widest that fits
+    # table3_columns times). Columns narrower than a few particles are walled off by single
+    # particles; each row reports the share of electrolyte cut off from the separator.
+    "table3_width_um": None,
+    "table3_columns": 3,              # columns per method (seed 002: three cut-outs)
     "table3_cutoff_V": 3.0,
     "device": "auto",                 # of the discharges: "auto" (CUDA where present), "cpu"
     "chunk": 0,
@@ -175,6 +186,8 @@ def _validate_table3(params):
             isinstance(v, (int, float)) and v > 0 for v in g):
         raise InputError("parameters.table3_gammas", f"a list of positive gammas, got {g!r}")
     for k in ("table3_current_mA_cm2", "table3_width_um"):
+        if k == "table3_width_um" and params[k] is None:
+            continue
         if not (isinstance(params[k], (int, float)) and params[k] > 0):
             raise InputError(f"parameters.{k}", f"a positive number, got {params[k]!r}")
     if not (isinstance(params["table3_columns"], int) and params["table3_columns"] >= 1):
@@ -482,9 +495,15 @@ def _thickness_ratio(seg, thickness_um):
     return min(1.0, (z[-1] - z[0] + dz) / float(thickness_um))
 
 
+# A column with more of its electrolyte than this walled off from the separator measures
+# the wall, not the CBD: its capacity hardly moves with gamma.
+_CUT_OFF_WARN = 0.25
+
+
 def _columns(seg, n, width_um):
     """``n`` full-thickness columns of the segmentation, in memory (seed 002's cut-outs)."""
-    return [c.compute() for c in measure.cutouts(seg, n=int(n), width_um=float(width_um))]
+    width = None if width_um is None else float(width_um)
+    return [c.compute() for c in measure.cutouts(seg, n=int(n), width_um=width)]
 
 
 def _gamma_run(phases, gamma, current, ratio, cutoff, device):
@@ -494,7 +513,11 @@ def _gamma_run(phases, gamma, current, ratio, cutoff, device):
     r = discharge(phases, current=current * ratio, cutoff=cutoff, device=device,
                   parameters=thickness_similar(chen2020(), ratio),
                   scenario=scenario("homogenised_cbd", cbd_gamma=gamma))
+    codes = [c for c, n in phases.attrs["phases"].items() if n in ("pore", "crack", "cbd")]
+    n_elec = int(np.isin(phases.values, codes).sum())
+    cut = r.excluded.get("electrolyte not connected to the separator", 0)
     return {"result": {"capacity": float(r.capacity), "status": r.status,
+                       "electrolyte_cut_off": cut / n_elec if n_elec else 0.0,
                        "q": r.curve["capacity"].values.tolist(),
                        "v": r.curve["voltage"].values.tolist()}}
 
@@ -542,7 +565,8 @@ def discharge_curve(truth=None, *, thickness_um, true_gamma=None, path=None, cap
     q, v = _mean_curve(runs)
     return {"source": f"synthetic: the truth at gamma {true_gamma:g}",
             "capacity": q.tolist(), "voltage": v.tolist(), "true_gamma": float(true_gamma),
-            "thickness_ratio": ratio}
+            "thickness_ratio": ratio,
+            "electrolyte_cut_off": max(r["electrolyte_cut_off"] for r in runs)}
 
 
 def tau_cbd(measured, *segs, names, gammas, thickness_um, current, columns, width_um, cutoff,
@@ -573,14 +597,20 @@ def tau_cbd(measured, *segs, names, gammas, thickness_um, current, columns, widt
         score = {g: float(np.mean([r["rms"] for r in rs])) for g, rs in by_g.items()}
         best = min(score, key=score.get)
         label = trin.METHODS.get(name, name)
+        cut = max(r["electrolyte_cut_off"] for r in mine)
+        if cut > _CUT_OFF_WARN:
+            log.warning("Table 3, %s: %.0f %% of a column's electrolyte cannot reach the "
+                        "separator (walled off by solid layers); its gamma is not meaningful. "
+                        "Use wider columns (table3_width_um).", label, 100 * cut)
         rows.append({"method": label, "gamma": float(best), "one_over_tau": 2.0 * best,
                      "tau_CBD": 0.5 / best, "rms_mAh_g": score[best],
                      "capacity_mAh_g": float(np.mean([r["capacity"] for r in by_g[best]])),
-                     "at_grid_edge": best in (min(gammas), max(gammas))})
+                     "at_grid_edge": best in (min(gammas), max(gammas)),
+                     "electrolyte_cut_off": cut})
     return {"rows": rows, "thickness_ratio": ratio, "current_mA_cm2": float(current),
             "gammas": [float(g) for g in gammas],
             "runs": [{k: r[k] for k in ("method", "column", "gamma", "capacity", "status",
-                                        "rms", "q", "v")}
+                                        "electrolyte_cut_off", "rms", "q", "v")}
                      for r in runs]}
 
 
@@ -896,7 +926,8 @@ def _report_table3(store, t3, summary, figures, tables):
         for r in t["rows"]:
             rows.setdefault(r["method"], {}).update(
                 {f"{e} 1/tau": r["one_over_tau"], f"{e} tau": r["tau_CBD"],
-                 f"{e} rms (mAh/g)": r["rms_mAh_g"]})
+                 f"{e} rms (mAh/g)": r["rms_mAh_g"],
+                 f"{e} electrolyte cut off": r["electrolyte_cut_off"]})
     df = pd.DataFrame.from_dict(rows, orient="index")
     df["seed 002 1/tau SL"] = [TABLE3.get(m, (np.nan, np.nan))[0] for m in df.index]
     df["seed 002 1/tau TL"] = [TABLE3.get(m, (np.nan, np.nan))[1] for m in df.index]
@@ -910,7 +941,9 @@ def _report_table3(store, t3, summary, figures, tables):
         best = {r["method"]: r["gamma"] for r in t["rows"]}
         summary["electrodes"][e]["table3"] = {
             "gamma": best, "measured": meas["source"], "thickness_ratio": t["thickness_ratio"],
-            "at_grid_edge": [r["method"] for r in t["rows"] if r["at_grid_edge"]]}
+            "at_grid_edge": [r["method"] for r in t["rows"] if r["at_grid_edge"]],
+            "walled_off": [r["method"] for r in t["rows"]
+                           if r["electrolyte_cut_off"] > _CUT_OFF_WARN]}
         if meas.get("true_gamma") is not None and "truth" in best:
             summary["electrodes"][e]["table3"]["truth_recovers_true_gamma"] = \
                 best["truth"] == meas["true_gamma"]

@@ -258,6 +258,7 @@ def test_table3_recovers_a_known_gamma_and_follows_the_cbd(tmp_path):
                     gammas=[0.06, 0.12, 0.24], **kw)
     rows = {r["method"]: r for r in t3["rows"]}
     assert rows["truth"]["gamma"] == 0.06 and rows["truth"]["rms_mAh_g"] < 1.0
+    assert rows["truth"]["electrolyte_cut_off"] == rows["less_cbd"]["electrolyte_cut_off"] == 0
     assert rows["truth"]["one_over_tau"] == pytest.approx(0.12)
     assert rows["truth"]["tau_CBD"] == pytest.approx(0.5 / 0.06)
     assert rows["less_cbd"]["gamma"] == 0.12 and not rows["less_cbd"]["at_grid_edge"]
@@ -283,3 +284,17 @@ def test_table3_recovers_a_known_gamma_and_follows_the_cbd(tmp_path):
     assert summary["electrodes"]["cell"]["table3"]["truth_recovers_true_gamma"]
     lines = figures["discharge_curves"].axes[0].get_lines()
     assert len(lines) == 3   # the two best matches and the measured curve
+
+
+def test_table3_reports_a_column_walled_off_by_a_particle_layer(caplog):
+    from electromicro_dask.pipelines import cbd_correlative as cc
+
+    a = _layered([2, 2, 1, 1]).values.copy()
+    a[4] = 2     # one solid AM layer: the CBD below it (z 0-3) has no path to the separator
+    walled = _layered([2, 2, 1, 1]).copy(data=a)
+    meas = {"capacity": [0.0, 10.0], "voltage": [4.0, 3.6]}
+    t3 = cc.tau_cbd(meas, walled, names=["walled"], gammas=[0.06], thickness_um=64.0,
+                    current=6.0, columns=1, width_um=8.0, cutoff=3.5, device="cpu")
+    # 4 of the 7 CBD layers (4 x 4 x 2 voxels each) are cut off
+    assert t3["rows"][0]["electrolyte_cut_off"] == pytest.approx(4 / 7)
+    assert "cannot reach the separator" in caplog.text and "walled" in caplog.text
