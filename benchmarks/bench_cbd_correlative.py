@@ -6,6 +6,7 @@ fractions against the recipe and its agreement with the truth.
 
     python benchmarks/bench_cbd_correlative.py [--workers 1] [--store PATH]
     python benchmarks/bench_cbd_correlative.py --table3 [--methods k-means EDX-Closing ...]
+        [--width-um 8 --columns 1]
 
 Writes benchmarks/results/cbd_correlative.md. With ``--table3`` the recipe's Table 3 is
 switched on (resolved lithiations at 6 mA/cm^2 over seed 002's gamma grid for every
@@ -20,6 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 HERE = Path(__file__).resolve().parent
@@ -32,6 +34,10 @@ def main():
     ap.add_argument("--out", default=None)
     ap.add_argument("--table3", action="store_true")
     ap.add_argument("--methods", nargs="*", default=[], help="Table 3 methods ([] = all ten)")
+    ap.add_argument("--width-um", type=float, default=None,
+                    help="Table 3 column width (default: the recipe's)")
+    ap.add_argument("--columns", type=int, default=None,
+                    help="Table 3 columns per method (default: the recipe's)")
     args = ap.parse_args()
     args.out = args.out or str(HERE / "results" / ("cbd_table3.md" if args.table3
                                                    else "cbd_correlative.md"))
@@ -43,6 +49,10 @@ def main():
     recipe = yaml.safe_load((HERE.parent / "workflows" / "cbd_correlative.yaml").read_text())
     if args.table3:
         recipe["parameters"].update(table3=True, table3_methods=list(args.methods))
+        if args.width_um is not None:
+            recipe["parameters"]["table3_width_um"] = args.width_um
+        if args.columns is not None:
+            recipe["parameters"]["table3_columns"] = args.columns
     tmp = tempfile.TemporaryDirectory(prefix="corr-")
     store = Path(args.store) if args.store else Path(tmp.name) / "c.zarr"
     t = time.perf_counter()
@@ -102,9 +112,10 @@ def _table3_lines(store, summary, p):
     from electromicro_dask.pipelines.echem import TABLE3
 
     names = list(summary)
-    t3 = {e: {r["method"]: r for r in open_table(store, f"{e}_table3")["rows"]} for e in names}
+    full = {e: open_table(store, f"{e}_table3") for e in names}
+    t3 = {e: {r["method"]: r for r in full[e]["rows"]} for e in names}
     meas = {e: open_table(store, f"{e}_discharge_curve") for e in names}
-    first = open_table(store, f"{names[0]}_table3")
+    first = full[names[0]]
     out = ["", "## Table 3 (seed 002 section 5.2)", "",
            f"Lithiation at {p['table3_current_mA_cm2']} mA/cm^2 to {p['table3_cutoff_V']} V on "
            f"{p['table3_columns']} full-thickness column(s) of {p['table3_width_um']} um per "
@@ -112,16 +123,27 @@ def _table3_lines(store, summary, p):
            "of the electrode's thickness (loading / density) and is simulated as a "
            "thickness-similar slab. The 'measured' curves: "
            + "; ".join(f"{e}: {meas[e]['source']}" for e in names) + ".", "",
-           "| method | " + " | ".join(f"{e} gamma | {e} 1/tau | {e} rms (mAh/g)" for e in names)
+           "| method | " + " | ".join(f"{e} gamma | {e} 1/tau | {e} rms (mAh/g) | "
+                                   f"{e} electrolyte cut off" for e in names)
            + " | seed 002 1/tau (SL, TL) |",
-           "|---|" + "---|---|---|" * len(names) + "---|"]
+           "|---|" + "---|---|---|---|" * len(names) + "---|"]
     for m in t3[names[0]]:
         cells = []
         for e in names:
             r = t3[e].get(m)
             cells += ([f"{r['gamma']:g}" + (" (edge)" if r["at_grid_edge"] else ""),
-                       f"{r['one_over_tau']:.3g}", f"{r['rms_mAh_g']:.2f}"] if r else ["", "", ""])
+                       f"{r['one_over_tau']:.3g}", f"{r['rms_mAh_g']:.2f}",
+                       f"{r['electrolyte_cut_off']:.2f}"] if r else ["", "", "", ""])
         out.append(f"| {m} | " + " | ".join(cells) + f" | {TABLE3.get(m, '')} |")
+    gammas = first["gammas"]
+    for e in names:
+        out += ["", f"Capacity (mAh/g, mean over columns) per gamma, {e}:", "",
+                "| method | " + " | ".join(f"{g:g}" for g in gammas) + " |",
+                "|---|" + "---|" * len(gammas)]
+        for m in dict.fromkeys(r["method"] for r in full[e]["runs"]):
+            caps = [np.mean([r["capacity"] for r in full[e]["runs"]
+                             if r["method"] == m and r["gamma"] == g]) for g in gammas]
+            out.append(f"| {m} | " + " | ".join(f"{c:.1f}" for c in caps) + " |")
     return out
 
 

@@ -247,9 +247,11 @@ def test_table3_recovers_a_known_gamma_and_follows_the_cbd(tmp_path):
 
     # All electrolyte sits in the CBD (seed 002's situation at 6 mA/cm^2, where gamma is the
     # one free parameter). A 16 um slab stands for a 64 um electrode (thickness-similar).
-    truth = _layered([2, 2, 1, 1])
+    # Two periods side by side: the 'measured' curve comes from the truth's second 8 um
+    # column, held out from the first one, which the methods are simulated on.
+    truth = _layered([2, 2, 1, 1] * 2)
     # half the electrolyte path: in 1D terms it needs twice the gamma (0.12) to carry as much
-    less_cbd = _layered([2, 2, 2, 1])
+    less_cbd = _layered([2, 2, 2, 1] * 2)
     kw = dict(thickness_um=64.0, current=6.0, columns=1, width_um=8.0, cutoff=3.5,
               device="cpu")
     meas = cc.discharge_curve(truth, true_gamma=0.06, **kw)
@@ -284,6 +286,20 @@ def test_table3_recovers_a_known_gamma_and_follows_the_cbd(tmp_path):
     assert summary["electrodes"]["cell"]["table3"]["truth_recovers_true_gamma"]
     lines = figures["discharge_curves"].axes[0].get_lines()
     assert len(lines) == 3   # the two best matches and the measured curve
+
+
+def test_table3_measured_columns_are_held_out_from_the_methods():
+    from electromicro_dask.core import as_volume
+    from electromicro_dask.pipelines import cbd_correlative as cc
+
+    v = as_volume(np.zeros((4, 8, 48), "uint8"), voxel_size=0.5)
+    spans = {h: [(float(c.x[0]), float(c.x[-1])) for c in cc._columns(v, 3, 4.0, held_out=h)]
+             for h in (False, True)}
+    assert len(spans[False]) == len(spans[True]) == 3
+    # the methods' and the measurement's columns alternate along x and never overlap
+    edges = sorted(spans[False] + spans[True])
+    assert all(a[1] < b[0] for a, b in zip(edges, edges[1:]))
+    assert [s in spans[False] for s in edges] == [True, False] * 3
 
 
 def test_table3_reports_a_column_walled_off_by_a_particle_layer(caplog):
