@@ -127,8 +127,9 @@ PARAMETERS = {
     "table3_current_mA_cm2": 6.0,
     # Lateral edge of each simulated full-thickness column (None: the widest that fits
     # table3_columns times; twice for a synthetic electrode, whose 'measured' curve comes
-    # from columns between the methods' ones). Columns narrower than a few particles are walled off by single
-    # particles; each row reports the share of electrolyte cut off from the separator.
+    # from columns between the methods' ones). Columns narrower than a few particles are
+    # walled off by single particles; each row reports the share of electrolyte cut off
+    # from the separator.
     "table3_width_um": None,
     "table3_columns": 3,              # columns per method (seed 002: three cut-outs)
     "table3_cutoff_V": 3.0,
