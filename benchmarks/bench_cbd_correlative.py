@@ -6,7 +6,7 @@ fractions against the recipe and its agreement with the truth.
 
     python benchmarks/bench_cbd_correlative.py [--workers 1] [--store PATH]
     python benchmarks/bench_cbd_correlative.py --table3 [--methods k-means EDX-Closing ...]
-        [--width-um 8 --columns 1]
+        [--width-um 8 --columns 1 --gammas 0.015 0.045 0.09 --electrodes single_layer]
 
 Writes benchmarks/results/cbd_correlative.md. With ``--table3`` the recipe's Table 3 is
 switched on (resolved lithiations at 6 mA/cm^2 over seed 002's gamma grid for every
@@ -38,6 +38,10 @@ def main():
                     help="Table 3 column width (default: the recipe's)")
     ap.add_argument("--columns", type=int, default=None,
                     help="Table 3 columns per method (default: the recipe's)")
+    ap.add_argument("--gammas", type=float, nargs="*", default=None,
+                    help="Table 3 gamma grid (default: the recipe's, seed 002's)")
+    ap.add_argument("--electrodes", nargs="*", default=None,
+                    help="only these of the recipe's electrodes (default: all)")
     args = ap.parse_args()
     args.out = args.out or str(HERE / "results" / ("cbd_table3.md" if args.table3
                                                    else "cbd_correlative.md"))
@@ -53,6 +57,11 @@ def main():
             recipe["parameters"]["table3_width_um"] = args.width_um
         if args.columns is not None:
             recipe["parameters"]["table3_columns"] = args.columns
+        if args.gammas:
+            recipe["parameters"]["table3_gammas"] = list(args.gammas)
+    if args.electrodes:
+        el = recipe["parameters"]["electrodes"]
+        recipe["parameters"]["electrodes"] = {e: el[e] for e in args.electrodes}
     tmp = tempfile.TemporaryDirectory(prefix="corr-")
     store = Path(args.store) if args.store else Path(tmp.name) / "c.zarr"
     t = time.perf_counter()
