@@ -525,13 +525,18 @@ def _gamma_run(phases, gamma, current, ratio, cutoff, device):
     r = discharge(phases, current=current * ratio, cutoff=cutoff, device=device,
                   parameters=thickness_similar(chen2020(), ratio),
                   scenario=scenario("homogenised_cbd", cbd_gamma=gamma))
-    codes = [c for c, n in phases.attrs["phases"].items() if n in ("pore", "crack", "cbd")]
-    n_elec = int(np.isin(phases.values, codes).sum())
-    cut = r.excluded.get("electrolyte not connected to the separator", 0)
     return {"result": {"capacity": float(r.capacity), "status": r.status,
-                       "electrolyte_cut_off": cut / n_elec if n_elec else 0.0,
+                       "electrolyte_cut_off": _electrolyte_cut_off(phases, r.excluded),
                        "q": r.curve["capacity"].values.tolist(),
                        "v": r.curve["voltage"].values.tolist()}}
+
+
+def _electrolyte_cut_off(phases, excluded):
+    """Share of a column's electrolyte (pore, crack, CBD) that no path connects to the
+    separator, from a discharge result's ``excluded`` counts."""
+    codes = [c for c, n in phases.attrs["phases"].items() if n in ("pore", "crack", "cbd")]
+    n = int(np.isin(phases.values, codes).sum())
+    return excluded.get("electrolyte not connected to the separator", 0) / n if n else 0.0
 
 
 def _run_grid(segs, gammas, columns, width_um, current, ratio, cutoff, device, held_out=None):
