@@ -217,6 +217,27 @@ def _validate_table3(params):
             v = cfg.get(k)
             if v is not None and not (isinstance(v, (int, float)) and v > 0):
                 raise InputError(f"{where}.{k}", f"a positive number, got {v!r}")
+    if not all(cfg.get("tomogram") for cfg in params["electrodes"].values()):
+        _check_columns_fit(params)
+
+
+def _check_columns_fit(params):
+    """A synthetic electrode's 2 x table3_columns places (the methods' and the held-out
+    ones) must fit side by side in its lateral field, checked before any stage runs."""
+    v = float(params["voxel_size_um"])
+    n_long, n_short = sorted((int(params["shape"][1]), int(params["shape"][2])), reverse=True)
+    slots = 2 * params["table3_columns"]
+    widest = min(n_long // slots, n_short) * v
+    width = params["table3_width_um"]
+    if widest < v:
+        raise InputError("parameters.table3_columns", f"at most {n_long // 2} columns for a "
+                         f"{n_long * v:g} um wide synthetic electrode (each beside a held-out "
+                         f"one), got {params['table3_columns']}")
+    if width is not None and int(width / v + 1e-9) * v > widest:
+        raise InputError("parameters.table3_width_um", f"at most {widest:g} um: "
+                         f"{params['table3_columns']} columns per method and as many held "
+                         f"out side by side in the {n_long * v:g} x {n_short * v:g} um "
+                         f"lateral field, got {width}")
 
 
 def _vars(ds, frame):

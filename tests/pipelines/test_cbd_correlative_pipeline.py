@@ -118,6 +118,14 @@ def test_bad_recipes_are_rejected_before_anything_runs(tmp_path):
     with pytest.raises(InputError, match="table3_methods"):
         run(_recipe(**SMALL, table3=True, table3_methods=["Otsu"]),
             store=tmp_path / "e.zarr", quiet=True)
+    # columns wider than fit (SMALL: 30 um long side, so 2 x 2 places of at most 7.5 um)
+    with pytest.raises(InputError, match="table3_width_um.*at most 7.5 um"):
+        run(_recipe(**SMALL, table3=True, table3_columns=2, table3_width_um=8.0),
+            store=tmp_path / "e.zarr", quiet=True)
+    with pytest.raises(InputError, match="table3_columns"):
+        run(_recipe(**SMALL, table3=True, table3_columns=40),
+            store=tmp_path / "e.zarr", quiet=True)
+    assert not (tmp_path / "e.zarr").exists()
     rec = _recipe(fib_edge_voxels=200)   # a FIB-SEM cube larger than the tomogram
     with pytest.raises(InputError, match="edge_voxels"):
         run(rec, store=tmp_path / "c.zarr", quiet=True)
