@@ -62,7 +62,7 @@ def mean_voltage_penalty(reference, other):
 
     Examples
     --------
-    >>> mean_voltage_penalty(([0, 100], [4.0, 3.6]), ([0, 80], [3.9, 3.5]))
+    >>> round(mean_voltage_penalty(([0, 100], [4.0, 3.6]), ([0, 80], [3.9, 3.5])), 6)
     0.1
     """
     q1, v1 = _curve(reference, "reference")
@@ -84,14 +84,23 @@ def curve_distance(measured, simulated, points=201):
     if not hi > lo:
         return math.inf
     v = np.linspace(lo, hi, points)
+    return float(np.sqrt(np.mean((capacity_at(qm, vm, v) - capacity_at(qs, vs, v)) ** 2)))
 
-    def q_of_v(q, volt):
-        # Voltage falls while lithiating; a running minimum makes it monotonic for interp.
-        vv = np.minimum.accumulate(volt)
-        order = np.argsort(vv, kind="stable")
-        return np.interp(v, vv[order], q[order])
 
-    return float(np.sqrt(np.mean((q_of_v(qm, vm) - q_of_v(qs, vs)) ** 2)))
+def capacity_at(capacity, voltage, v):
+    """Capacity of a discharge curve where its voltage first falls to ``v`` (interpolated).
+
+    Voltage falls while lithiating; its running minimum makes it monotonic for the
+    interpolation (a brief rise, e.g. after a relaxation, is read as flat).
+
+    Examples
+    --------
+    >>> float(capacity_at([0, 50, 100], [4.0, 3.8, 3.0], 3.4))
+    75.0
+    """
+    vv = np.minimum.accumulate(np.asarray(voltage, float))
+    order = np.argsort(vv, kind="stable")
+    return np.interp(v, vv[order], np.asarray(capacity, float)[order])
 
 
 @dataclasses.dataclass

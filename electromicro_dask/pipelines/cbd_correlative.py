@@ -580,8 +580,9 @@ def _mean_curve(runs):
     lo = max(min(r["v"]) for r in runs)
     hi = min(max(r["v"]) for r in runs)
     v = np.linspace(hi, lo, 200)
-    q = [np.interp(-v, -np.minimum.accumulate(r["v"]), r["q"]) for r in runs]
-    return np.mean(q, axis=0), v
+    from ..echem.fitting import capacity_at
+
+    return np.mean([capacity_at(r["q"], r["v"], v) for r in runs], axis=0), v
 
 
 def discharge_curve(truth=None, *, thickness_um, true_gamma=None, path=None, capacity=None,
