@@ -63,7 +63,7 @@ def mean_voltage_penalty(reference, other):
     Examples
     --------
     >>> round(mean_voltage_penalty(([0, 100], [4.0, 3.6]), ([0, 80], [3.9, 3.5])), 6)
-    0.1
+    0.14
     """
     q1, v1 = _curve(reference, "reference")
     q2, v2 = _curve(other, "other")
